@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pincluster/pincluster/api/rest"
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/cluster"
+	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/core/pluginhost"
+	"github.com/pincluster/pincluster/plugins/builtin"
+)
+
+func cmdDaemon(g globals, args []string) error {
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	logger := newLogger(g.logLevel)
+	svc, ident, err := loadOrInit(g.configDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	p, err := startPeer(ctx, g.configDir, svc, ident, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("peer ready", "id", ident.ID, "api", p.api.Addrs())
+	<-ctx.Done()
+	logger.Info("shutting down")
+	p.shutdown()
+	return nil
+}
+
+// peer is a running pincluster peer: its plugins, orchestrator and API.
+type peer struct {
+	logger  hclog.Logger
+	plugins []*pluginhost.Plugin
+	cluster *cluster.Cluster
+	api     *rest.Server
+}
+
+// newLauncher returns a launcher that serves built-in plugins from this binary.
+func newLauncher(logger hclog.Logger) (*pluginhost.Launcher, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the service binary to start built-in plugins: %w", err)
+	}
+	return &pluginhost.Launcher{Executable: exe, Builtin: builtin.Has, Logger: logger}, nil
+}
+
+func environment(dir string, svc *config.Service, ident *config.Identity, pluginName string) core.Environment {
+	return core.Environment{
+		PeerID:    ident.ID,
+		PeerName:  svc.Cluster.Peername,
+		DataDir:   filepath.Join(dir, pluginName),
+		InitPeers: []core.PeerID{ident.ID},
+	}
+}
+
+func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger) (*peer, error) {
+	c, err := cluster.New(svc, ident.ID, logger.Named("cluster"))
+	if err != nil {
+		return nil, err
+	}
+	launcher, err := newLauncher(logger)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{logger: logger, cluster: c}
+	ok := false
+	defer func() {
+		if !ok {
+			p.shutdown()
+		}
+	}()
+	for _, k := range core.Kinds {
+		choice, err := svc.Plugin(k)
+		if err != nil {
+			return nil, err
+		}
+		pl, err := launcher.Launch(ctx, choice, environment(dir, svc, ident, choice.Name), c.Host())
+		if err != nil {
+			return nil, err
+		}
+		p.plugins = append(p.plugins, pl)
+		if err := c.Use(k, pl.Impl()); err != nil {
+			return nil, fmt.Errorf("plugin %s %q: %w", k, choice.Name, err)
+		}
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	restCfg := rest.DefaultConfig()
+	restCfg.ConfigDir = dir
+	if raw, ok := svc.API["restapi"]; ok {
+		if err := json.Unmarshal(raw, &restCfg); err != nil {
+			return nil, fmt.Errorf("service.json: api.restapi: %w", err)
+		}
+	}
+	api, err := rest.NewServer(restCfg, c, logger.Named("restapi"))
+	if err != nil {
+		return nil, fmt.Errorf("service.json: api.restapi: %w", err)
+	}
+	if err := api.Start(); err != nil {
+		return nil, fmt.Errorf("REST API: %w", err)
+	}
+	p.api = api
+	ok = true
+	return p, nil
+}
+
+// shutdown stops the API, the orchestrator and the plugins, in that order.
+func (p *peer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.api != nil {
+		_ = p.api.Shutdown(ctx)
+	}
+	p.cluster.Shutdown()
+	for i := len(p.plugins) - 1; i >= 0; i-- {
+		p.plugins[i].Stop(ctx)
+	}
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"crypto/rand"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
+)
+
+// Known kubo CIDs of a file holding "hello\n".
+const (
+	helloV0 = "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN"
+	helloV1 = "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
+)
+
+func randomCid(t testing.TB) string {
+	buf := make([]byte, 64)
+	_, _ = rand.Read(buf)
+	mh, err := multihash.Sum(buf, multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, mh).String()
+}
+
+func TestDaemonEndToEnd(t *testing.T) {
+	dir, api := newDaemonDir(t)
+	d := startDaemon(t, dir, api)
+	ident, err := config.LoadIdentity(filepath.Join(dir, config.IdentityFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := ident.ID.String()
+
+	t.Run("plugins run as separate processes", func(t *testing.T) {
+		kids := childrenOf(t, d.cmd.Process.Pid)
+		for _, k := range core.Kinds {
+			found := false
+			for _, cmdline := range kids {
+				if strings.Contains(cmdline, " plugin "+string(k)+" ") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no %s plugin process among %v", k, kids)
+			}
+		}
+	})
+
+	t.Run("id version peers", func(t *testing.T) {
+		var v core.Version
+		expect(t, d.get("/version"), 200, &v)
+		if v.Version != core.SoftwareVersion {
+			t.Errorf("version %q", v.Version)
+		}
+		var id core.ID
+		expect(t, d.get("/id"), 200, &id)
+		if id.ID.String() != self || len(id.ClusterPeers) != 1 || id.ClusterPeers[0].String() != self {
+			t.Errorf("unexpected id %+v", id)
+		}
+		if id.IPFS.ID == "" || id.IPFS.Error != "" {
+			t.Errorf("ipfs id missing: %+v", id.IPFS)
+		}
+		peers := ndjson[core.ID](t, d.get("/peers"))
+		if len(peers) != 1 || peers[0].ID.String() != self {
+			t.Errorf("peers %+v", peers)
+		}
+	})
+
+	t.Run("add a file", func(t *testing.T) {
+		body, ct := multipartBody(t, part{name: "hello.txt", data: "hello\n"})
+		r := do(t, "POST", d.api+"/add", body, ct)
+		out := ndjson[core.AddedOutput](t, r)
+		if r.status != 200 || len(out) != 1 || out[0].Cid.String() != helloV0 || out[0].Size != 14 || out[0].Name != "hello.txt" {
+			t.Fatalf("add: %s", r)
+		}
+		if len(out[0].Allocations) != 1 || out[0].Allocations[0].String() != self {
+			t.Errorf("allocations %v", out[0].Allocations)
+		}
+		if te := r.trailer.Get("X-Stream-Error"); te != "" {
+			t.Errorf("trailer error %q", te)
+		}
+		d.waitStatus(helloV0, core.TrackerStatusPinned)
+
+		body, ct = multipartBody(t, part{name: "hello.txt", data: "hello\n"})
+		out = ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?cid-version=1", body, ct))
+		if len(out) != 1 || out[0].Cid.String() != helloV1 || out[0].Size != 6 {
+			t.Fatalf("add cid-version=1: %+v", out)
+		}
+		d.waitStatus(helloV1, core.TrackerStatusPinned)
+	})
+
+	var dirCid, aCid string
+	t.Run("add a directory and pin a path inside it", func(t *testing.T) {
+		body, ct := multipartBody(t,
+			part{name: "dir", dir: true},
+			part{name: "dir/a.txt", data: "file a\n"},
+			part{name: "dir/sub", dir: true},
+			part{name: "dir/sub/b.txt", data: "file b\n"},
+		)
+		out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=false", body, ct))
+		var names []string
+		for _, o := range out {
+			names = append(names, o.Name)
+		}
+		if strings.Join(names, ",") != "dir/a.txt,dir/sub/b.txt,dir/sub,dir" {
+			t.Fatalf("add output order: %v", names)
+		}
+		dirCid, aCid = out[3].Cid.String(), out[0].Cid.String()
+		d.waitStatus(dirCid, core.TrackerStatusPinned)
+
+		var pin core.Pin
+		expect(t, d.post("/pins/ipfs/"+dirCid+"/a.txt?name=afile&meta-kind=text&replication=-1"), 200, &pin)
+		if pin.Cid.String() != aCid || pin.Name != "afile" || pin.Metadata["kind"] != "text" {
+			t.Fatalf("path pin: %+v", pin)
+		}
+		d.waitStatus(aCid, core.TrackerStatusPinned)
+	})
+
+	t.Run("pin by CID and allocations", func(t *testing.T) {
+		body, ct := multipartBody(t, part{name: "loose.txt", data: "not pinned at first\n"})
+		out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=true", body, ct))
+		loose := out[0].Cid.String()
+		var g core.GlobalPinInfo
+		expect(t, d.get("/pins/"+loose), 200, &g)
+		if g.PeerMap[self].Status != core.TrackerStatusUnpinned {
+			t.Fatalf("no-pin content is %s", g.PeerMap[self].Status)
+		}
+		expectError(t, d.get("/allocations/"+loose), 404, "pin is not part of the pinset")
+
+		var pin core.Pin
+		expect(t, d.post("/pins/"+loose+"?name=loose&replication-min=1&replication-max=1"), 200, &pin)
+		if pin.ReplicationFactorMin != 1 || len(pin.Allocations) != 1 || pin.Allocations[0].String() != self {
+			t.Fatalf("pin: %+v", pin)
+		}
+		d.waitStatus(loose, core.TrackerStatusPinned)
+		expect(t, d.get("/allocations/"+loose), 200, &pin)
+		if pin.Name != "loose" {
+			t.Fatalf("allocation: %+v", pin)
+		}
+		pins := ndjson[core.Pin](t, d.get("/allocations?filter=pin"))
+		if len(pins) != 5 {
+			t.Fatalf("allocations: %d pins", len(pins))
+		}
+		r := d.get("/allocations?filter=meta-pin")
+		if r.status != 204 {
+			t.Fatalf("allocations of meta-pins: %s", r)
+		}
+	})
+
+	t.Run("status streams", func(t *testing.T) {
+		all := ndjson[core.GlobalPinInfo](t, d.get("/pins"))
+		if len(all) != 5 {
+			t.Fatalf("GET /pins: %d items", len(all))
+		}
+		local := ndjson[core.GlobalPinInfo](t, d.get("/pins?local=true&filter=pinned"))
+		if len(local) != 5 {
+			t.Fatalf("GET /pins?local=true&filter=pinned: %d items", len(local))
+		}
+		for _, g := range local {
+			if len(g.PeerMap) != 1 || g.PeerMap[self].Status != core.TrackerStatusPinned || g.PeerMap[self].PeerName == "" {
+				t.Fatalf("local status %+v", g)
+			}
+		}
+		if r := d.get("/pins?filter=pin_error"); r.status != 204 {
+			t.Fatalf("filter=pin_error: %s", r)
+		}
+		two := ndjson[core.GlobalPinInfo](t, d.get("/pins?cids="+helloV0+","+dirCid))
+		if len(two) != 2 {
+			t.Fatalf("cids mode: %d items", len(two))
+		}
+	})
+
+	t.Run("recover and sync", func(t *testing.T) {
+		var g core.GlobalPinInfo
+		expect(t, d.post("/pins/"+helloV0+"/recover"), 200, &g)
+		if g.PeerMap[self].Status != core.TrackerStatusPinned {
+			t.Fatalf("recover of a pinned CID: %+v", g)
+		}
+		if r := d.post("/pins/recover"); r.status != 204 {
+			t.Fatalf("recover all with nothing to recover: %s", r)
+		}
+		expect(t, d.post("/pins/"+helloV0+"/sync"), 200, &g)
+		if g.PeerMap[self].Status != core.TrackerStatusPinned {
+			t.Fatalf("sync: %+v", g)
+		}
+		synced := ndjson[core.GlobalPinInfo](t, d.post("/pins/sync"))
+		if len(synced) != 5 {
+			t.Fatalf("sync all: %d items", len(synced))
+		}
+	})
+
+	t.Run("unavailable content ends in pin_error", func(t *testing.T) {
+		missing := randomCid(t)
+		var pin core.Pin
+		expect(t, d.post("/pins/"+missing), 200, &pin)
+		g := d.waitStatus(missing, core.TrackerStatusPinError)
+		if g.PeerMap[self].Error == "" {
+			t.Errorf("pin_error without an error message")
+		}
+		expect(t, d.delete("/pins/"+missing), 200, &pin)
+		d.waitStatus(missing, core.TrackerStatusUnpinned)
+	})
+
+	t.Run("unpin", func(t *testing.T) {
+		var pin core.Pin
+		expect(t, d.delete("/pins/"+helloV1), 200, &pin)
+		if pin.Cid.String() != helloV1 {
+			t.Fatalf("unpin returned %+v", pin)
+		}
+		d.waitStatus(helloV1, core.TrackerStatusUnpinned)
+		expect(t, d.delete("/pins/ipfs/"+aCid), 200, &pin)
+		d.waitStatus(aCid, core.TrackerStatusUnpinned)
+		expectError(t, d.delete("/pins/"+aCid), 404, "pin is not part of the pinset")
+	})
+
+	t.Run("health, metrics, gc", func(t *testing.T) {
+		var graph core.ConnectGraph
+		expect(t, d.get("/health/graph"), 200, &graph)
+		if graph.ClusterID.String() != self || graph.ClustertoIPFS[self] == "" {
+			t.Fatalf("graph %+v", graph)
+		}
+		var names []string
+		expect(t, d.get("/monitor/metrics"), 200, &names)
+		if !strings.Contains(strings.Join(names, ","), "freespace") {
+			t.Fatalf("metric names %v", names)
+		}
+		var metrics []core.Metric
+		expect(t, d.get("/monitor/metrics/freespace"), 200, &metrics)
+		if len(metrics) != 1 || metrics[0].Peer.String() != self || metrics[0].Weight <= 0 {
+			t.Fatalf("freespace %+v", metrics)
+		}
+		var alerts []core.Alert
+		expect(t, d.get("/health/alerts"), 200, &alerts)
+		var gc core.GlobalRepoGC
+		expect(t, d.post("/ipfs/gc"), 200, &gc)
+		if _, ok := gc.PeerMap[self]; !ok {
+			t.Fatalf("gc %+v", gc)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		expectError(t, d.get("/idx"), 404, "not found")
+		if r := do(t, "PUT", d.api+"/id", nil, ""); r.status != 405 {
+			t.Fatalf("PUT /id: %s", r)
+		}
+		expectError(t, d.get("/allocations?filter=invalid"), 400, "invalid filter value")
+		expectError(t, d.get("/allocations/abcd"), 400, "error decoding Cid")
+		expectError(t, d.get("/pins?filter=foo"), 400, "invalid filter value")
+		expectError(t, d.get("/pins?cids=bad"), 400, "error decoding Cid")
+		expectError(t, d.get("/pins/notacid"), 400, "error decoding Cid")
+		expectError(t, d.post("/pins/"+helloV0+"?replication-min=x"), 400, "parameter replication-min invalid")
+		expectError(t, d.post("/pins/ipfs/invalidhash"), 400, "error parsing path")
+		expectError(t, d.delete("/pins/abcd"), 400, "error decoding Cid")
+		expectError(t, d.delete("/peers/abc"), 400, "error decoding Peer ID")
+		expectError(t, do(t, "POST", d.api+"/add", strings.NewReader("hello"), "text/plain"), 400, "request Content-Type isn't multipart/form-data")
+		body, ct := multipartBody(t, part{name: "x", data: "x"})
+		expectError(t, do(t, "POST", d.api+"/add?layout=foo", body, ct), 400, "layout parameter is invalid")
+		r := do(t, "POST", d.api+"/add", strings.NewReader("--garbage\r\nbroken"), "multipart/form-data; boundary=garbage")
+		if r.status != 200 || r.trailer.Get("X-Stream-Error") == "" {
+			t.Fatalf("malformed multipart: %s (trailer %v)", r, r.trailer)
+		}
+		var id core.ID
+		expect(t, d.get("/id"), 200, &id)
+	})
+
+	t.Run("state survives a restart", func(t *testing.T) {
+		d.stop()
+		d2 := startDaemon(t, dir, api)
+		for _, c := range []string{helloV0, dirCid} {
+			d2.waitStatus(c, core.TrackerStatusPinned)
+		}
+		pins := ndjson[core.Pin](t, d2.get("/allocations"))
+		if len(pins) != 3 {
+			t.Fatalf("%d pins after restart, want 3", len(pins))
+		}
+		var g core.GlobalPinInfo
+		expect(t, d2.post("/pins/"+helloV0+"/sync"), 200, &g)
+		if g.PeerMap[self].Status != core.TrackerStatusPinned {
+			t.Fatalf("content lost after restart: %+v", g)
+		}
+	})
+}
+
+func TestDaemonKillLeavesNoPlugins(t *testing.T) {
+	dir, api := newDaemonDir(t)
+	d := startDaemon(t, dir, api)
+	kids := childrenOf(t, d.cmd.Process.Pid)
+	if len(kids) < 4 {
+		t.Fatalf("expected 4 plugin processes, found %v", kids)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range kids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("plugin process %d (%s) outlived its core", pid, kids[pid])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

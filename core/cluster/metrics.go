@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
+)
+
+// monitor keeps the latest metric of each name for each peer and the alerts
+// raised when a peer's metrics expire.
+type monitor struct {
+	mu      sync.RWMutex
+	metrics map[string]map[core.PeerID]core.Metric
+	alerts  []core.Alert
+}
+
+func newMonitor() *monitor {
+	return &monitor{metrics: make(map[string]map[core.PeerID]core.Metric)}
+}
+
+const maxAlerts = 1000
+
+func (m *monitor) put(metric core.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	byPeer := m.metrics[metric.Name]
+	if byPeer == nil {
+		byPeer = make(map[core.PeerID]core.Metric)
+		m.metrics[metric.Name] = byPeer
+	}
+	byPeer[metric.Peer] = metric
+}
+
+// names returns every metric name seen.
+func (m *monitor) names() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.metrics))
+	for n := range m.metrics {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// latest returns the valid, unexpired metrics of one name, sorted by peer.
+func (m *monitor) latest(name string, now time.Time) []core.Metric {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []core.Metric{}
+	for _, metric := range m.metrics[name] {
+		if metric.Valid && !metric.Expired(now) {
+			out = append(out, metric)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+// allValid returns every valid, unexpired metric of every name.
+func (m *monitor) allValid(now time.Time) []core.Metric {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []core.Metric
+	for _, byPeer := range m.metrics {
+		for _, metric := range byPeer {
+			if metric.Valid && !metric.Expired(now) {
+				out = append(out, metric)
+			}
+		}
+	}
+	return out
+}
+
+// checkExpired raises one alert per expired metric of another peer and
+// forgets the metric.
+func (m *monitor) checkExpired(self core.PeerID, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, byPeer := range m.metrics {
+		for p, metric := range byPeer {
+			if p == self || !metric.Expired(now) {
+				continue
+			}
+			if len(m.alerts) >= maxAlerts {
+				m.alerts = m.alerts[:0]
+			}
+			m.alerts = append(m.alerts, core.Alert{Metric: metric, TriggeredAt: now})
+			delete(byPeer, p)
+		}
+	}
+}
+
+// recentAlerts returns the alerts, most recent first.
+func (m *monitor) recentAlerts() []core.Alert {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]core.Alert, len(m.alerts))
+	for i, a := range m.alerts {
+		out[len(out)-1-i] = a
+	}
+	return out
+}
+
+// informer measures one aspect of this peer.
+type informer interface {
+	// measure returns metrics without peer, times or validity set when
+	// they cannot be taken (err).
+	measure(ctx context.Context, c *Cluster) ([]core.Metric, error)
+	ttl() time.Duration
+}
+
+type diskInformer struct {
+	MetricTTL  config.Duration `json:"metric_ttl"`
+	MetricType string          `json:"metric_type"`
+}
+
+func (d *diskInformer) ttl() time.Duration { return d.MetricTTL.D() }
+
+func (d *diskInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
+	st, err := c.ipfs().RepoStat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var w int64
+	switch d.MetricType {
+	case "reposize":
+		w = -int64(st.RepoSize)
+		return []core.Metric{{Name: "reposize", Value: strconv.FormatUint(st.RepoSize, 10), Weight: w, Valid: true}}, nil
+	default:
+		if st.StorageMax > st.RepoSize {
+			w = int64(st.StorageMax - st.RepoSize)
+		}
+		return []core.Metric{{Name: "freespace", Value: strconv.FormatInt(w, 10), Weight: w, Valid: w > 0}}, nil
+	}
+}
+
+type tagsInformer struct {
+	MetricTTL config.Duration   `json:"metric_ttl"`
+	Tags      map[string]string `json:"tags"`
+}
+
+func (t *tagsInformer) ttl() time.Duration { return t.MetricTTL.D() }
+
+func (t *tagsInformer) measure(context.Context, *Cluster) ([]core.Metric, error) {
+	if len(t.Tags) == 0 {
+		return []core.Metric{{Name: "tag:none", Valid: false}}, nil
+	}
+	out := make([]core.Metric, 0, len(t.Tags))
+	for k, v := range t.Tags {
+		out = append(out, core.Metric{Name: "tag:" + k, Value: v, Partitionable: true, Valid: true})
+	}
+	return out, nil
+}
+
+type pinqueueInformer struct {
+	MetricTTL        config.Duration `json:"metric_ttl"`
+	WeightBucketSize int64           `json:"weight_bucket_size"`
+}
+
+func (p *pinqueueInformer) ttl() time.Duration { return p.MetricTTL.D() }
+
+func (p *pinqueueInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
+	st, err := c.tracker().Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bucket := p.WeightBucketSize
+	if bucket <= 0 {
+		bucket = 1
+	}
+	return []core.Metric{{Name: "pinqueue", Value: strconv.FormatInt(st.PinQueued, 10), Weight: -st.PinQueued / bucket, Valid: true}}, nil
+}
+
+type numpinInformer struct {
+	MetricTTL config.Duration `json:"metric_ttl"`
+}
+
+func (n *numpinInformer) ttl() time.Duration { return n.MetricTTL.D() }
+
+func (n *numpinInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
+	var count int64
+	for _, err := range c.ipfs().PinLs(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		count++
+	}
+	return []core.Metric{{Name: "numpin", Value: strconv.FormatInt(count, 10), Valid: true}}, nil
+}
+
+// DefaultInformers is the informer section written by init.
+func DefaultInformers() config.Sections {
+	mk := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	return config.Sections{
+		"disk":     mk(diskInformer{MetricTTL: config.Duration(30 * time.Second), MetricType: "freespace"}),
+		"tags":     mk(tagsInformer{MetricTTL: config.Duration(30 * time.Second), Tags: map[string]string{"group": "default"}}),
+		"pinqueue": mk(pinqueueInformer{MetricTTL: config.Duration(30 * time.Second), WeightBucketSize: 100000}),
+	}
+}
+
+func newInformers(sec config.Sections) ([]informer, error) {
+	if sec == nil {
+		sec = DefaultInformers()
+	}
+	var out []informer
+	for name, raw := range sec {
+		var inf informer
+		switch name {
+		case "disk":
+			inf = &diskInformer{MetricTTL: config.Duration(30 * time.Second), MetricType: "freespace"}
+		case "tags":
+			inf = &tagsInformer{MetricTTL: config.Duration(30 * time.Second), Tags: map[string]string{"group": "default"}}
+		case "pinqueue":
+			inf = &pinqueueInformer{MetricTTL: config.Duration(30 * time.Second), WeightBucketSize: 100000}
+		case "numpin":
+			inf = &numpinInformer{MetricTTL: config.Duration(10 * time.Second)}
+		default:
+			return nil, fmt.Errorf("service.json: informer.%s: unknown informer (known: disk, tags, pinqueue, numpin)", name)
+		}
+		if err := config.Decode(raw, inf); err != nil {
+			return nil, fmt.Errorf("service.json: informer.%s: %w", name, err)
+		}
+		if inf.ttl() <= 0 {
+			return nil, fmt.Errorf("service.json: informer.%s.metric_ttl must be positive", name)
+		}
+		if d, ok := inf.(*diskInformer); ok && d.MetricType != "freespace" && d.MetricType != "reposize" {
+			return nil, fmt.Errorf("service.json: informer.disk.metric_type must be freespace or reposize")
+		}
+		out = append(out, inf)
+	}
+	return out, nil
+}
+
+// publishMetrics measures every informer once and records the metrics.
+func (c *Cluster) publishMetrics(ctx context.Context) {
+	for _, inf := range c.informers {
+		c.publish(ctx, inf)
+	}
+}
+
+func (c *Cluster) publish(ctx context.Context, inf informer) {
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ms, err := inf.measure(mctx, c)
+	if err != nil {
+		c.logger.Debug("informer failed", "error", err)
+		return
+	}
+	now := time.Now()
+	for _, m := range ms {
+		m.Peer = c.self
+		m.ReceivedAt = now.UnixNano()
+		m.Expire = now.Add(inf.ttl()).UnixNano()
+		if m.Valid {
+			c.monitor.put(m)
+		}
+	}
+}
+
+// runInformers republishes each informer's metrics every half TTL and checks
+// for expired metrics.
+func (c *Cluster) runInformers(ctx context.Context) {
+	next := make([]time.Time, len(c.informers))
+	now := time.Now()
+	for i, inf := range c.informers {
+		next[i] = now.Add(inf.ttl() / 2)
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-tick.C:
+		}
+		for i, inf := range c.informers {
+			if now.After(next[i]) {
+				c.publish(ctx, inf)
+				next[i] = now.Add(inf.ttl() / 2)
+			}
+		}
+		c.monitor.checkExpired(c.self, now)
+	}
+}

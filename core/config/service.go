@@ -1,0 +1,252 @@
+// Package config reads and writes a peer's configuration folder:
+// service.json (the cluster section and one raw JSON section per component)
+// and identity.json (the peer's key).
+package config
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/pincluster/pincluster/core"
+)
+
+// ServiceFile is the name of the service configuration in the config folder.
+const ServiceFile = "service.json"
+
+// ClusterConfig is the "cluster" section of service.json.
+type ClusterConfig struct {
+	Peername             string   `json:"peername"`
+	Secret               string   `json:"secret"`
+	LeaveOnShutdown      bool     `json:"leave_on_shutdown"`
+	ListenMultiaddress   []string `json:"listen_multiaddress"`
+	ReplicationFactorMin int      `json:"replication_factor_min"`
+	ReplicationFactorMax int      `json:"replication_factor_max"`
+	StateSyncInterval    Duration `json:"state_sync_interval"`
+	PinRecoverInterval   Duration `json:"pin_recover_interval"`
+	MonitorPingInterval  Duration `json:"monitor_ping_interval"`
+	DisableRepinning     bool     `json:"disable_repinning"`
+	PeerAddresses        []string `json:"peer_addresses"`
+	// PluginCallTimeout bounds every unary call to a plugin.
+	PluginCallTimeout Duration `json:"plugin_call_timeout"`
+}
+
+// DefaultClusterConfig returns the cluster section with its defaults and a
+// new random secret.
+func DefaultClusterConfig() ClusterConfig {
+	host, _ := os.Hostname()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	return ClusterConfig{
+		Peername:             host,
+		Secret:               hex.EncodeToString(secret),
+		ListenMultiaddress:   []string{"/ip4/0.0.0.0/tcp/9096"},
+		ReplicationFactorMin: -1,
+		ReplicationFactorMax: -1,
+		StateSyncInterval:    Duration(5 * 60e9),
+		PinRecoverInterval:   Duration(12 * 60e9),
+		MonitorPingInterval:  Duration(15e9),
+		DisableRepinning:     true,
+		PeerAddresses:        []string{},
+		PluginCallTimeout:    Duration(60e9),
+	}
+}
+
+// Validate checks the cluster section.
+func (c *ClusterConfig) Validate() error {
+	if err := ValidateReplication(c.ReplicationFactorMin, c.ReplicationFactorMax); err != nil {
+		return fmt.Errorf("cluster.%w", err)
+	}
+	if c.ReplicationFactorMin == 0 || c.ReplicationFactorMax == 0 {
+		return fmt.Errorf("cluster.replication_factor_min and max must be set (non-zero)")
+	}
+	if _, err := hex.DecodeString(c.Secret); err != nil || len(c.Secret) != 64 {
+		return fmt.Errorf("cluster.secret must be 64 hexadecimal characters")
+	}
+	if c.PluginCallTimeout <= 0 {
+		return fmt.Errorf("cluster.plugin_call_timeout must be positive")
+	}
+	return nil
+}
+
+// ValidateReplication checks a min/max pair once defaults are applied.
+func ValidateReplication(rmin, rmax int) error {
+	switch {
+	case rmin < -1 || rmax < -1:
+		return fmt.Errorf("replication_factor_min and max must be -1 or positive")
+	case (rmin == -1) != (rmax == -1):
+		return fmt.Errorf("replication_factor_min and max must be -1 when one of them is")
+	case rmax != -1 && rmin > rmax:
+		return fmt.Errorf("replication_factor_min is larger than max")
+	}
+	return nil
+}
+
+// ExternalPlugin locates a plugin executable that is not built in.
+type ExternalPlugin struct {
+	Path string `json:"path"`
+	// SHA256 is the hex checksum of the executable; when set, a different
+	// file is refused.
+	SHA256 string   `json:"sha256,omitempty"`
+	Args   []string `json:"args,omitempty"`
+}
+
+// Sections is a service.json section: component name -> its raw config.
+type Sections map[string]json.RawMessage
+
+// Service is the whole service.json. Each plugin-kind section names exactly
+// one component, the plugin to run for that kind.
+type Service struct {
+	Cluster       ClusterConfig             `json:"cluster"`
+	Consensus     Sections                  `json:"consensus"`
+	API           Sections                  `json:"api"`
+	IPFSConnector Sections                  `json:"ipfs_connector"`
+	PinTracker    Sections                  `json:"pin_tracker"`
+	Allocator     Sections                  `json:"allocator"`
+	Informer      Sections                  `json:"informer,omitempty"`
+	Plugins       map[string]ExternalPlugin `json:"plugins,omitempty"`
+}
+
+// KindSection returns the section of a plugin kind.
+func (s *Service) KindSection(k core.Kind) Sections {
+	switch k {
+	case core.KindConsensus:
+		return s.Consensus
+	case core.KindAllocator:
+		return s.Allocator
+	case core.KindPinTracker:
+		return s.PinTracker
+	case core.KindIPFSConnector:
+		return s.IPFSConnector
+	}
+	return nil
+}
+
+func (s *Service) setKindSection(k core.Kind, sec Sections) {
+	switch k {
+	case core.KindConsensus:
+		s.Consensus = sec
+	case core.KindAllocator:
+		s.Allocator = sec
+	case core.KindPinTracker:
+		s.PinTracker = sec
+	case core.KindIPFSConnector:
+		s.IPFSConnector = sec
+	}
+}
+
+// PluginChoice is the plugin configured for one kind.
+type PluginChoice struct {
+	Kind   core.Kind
+	Name   string
+	Config json.RawMessage
+	// External is set when service.json's "plugins" section names the
+	// plugin's executable; otherwise the plugin must be built in.
+	External *ExternalPlugin
+}
+
+// Plugin returns the plugin configured for kind k.
+func (s *Service) Plugin(k core.Kind) (PluginChoice, error) {
+	sec := s.KindSection(k)
+	if len(sec) != 1 {
+		names := make([]string, 0, len(sec))
+		for n := range sec {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return PluginChoice{}, fmt.Errorf("service.json: section %q must name exactly one plugin (found %d: %v)", k, len(sec), names)
+	}
+	for name, raw := range sec {
+		pc := PluginChoice{Kind: k, Name: name, Config: raw}
+		if ext, ok := s.Plugins[name]; ok {
+			ext := ext
+			pc.External = &ext
+		}
+		return pc, nil
+	}
+	panic("unreachable")
+}
+
+// SetPlugin makes name (with config raw) the plugin of kind k.
+func (s *Service) SetPlugin(k core.Kind, name string, raw json.RawMessage) {
+	s.setKindSection(k, Sections{name: raw})
+}
+
+// Validate checks what can be checked without starting plugins.
+func (s *Service) Validate() error {
+	if err := s.Cluster.Validate(); err != nil {
+		return err
+	}
+	for _, k := range core.Kinds {
+		if _, err := s.Plugin(k); err != nil {
+			return err
+		}
+	}
+	for name, p := range s.Plugins {
+		if p.Path == "" {
+			return fmt.Errorf("service.json: plugins.%s.path is empty", name)
+		}
+		if p.SHA256 != "" {
+			if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
+				return fmt.Errorf("service.json: plugins.%s.sha256 must be 64 hexadecimal characters", name)
+			}
+		}
+	}
+	return nil
+}
+
+// LoadService reads and validates service.json.
+func LoadService(path string) (*Service, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseService(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseService decodes and validates a service.json document. Missing
+// cluster keys keep their defaults; unknown keys are errors.
+func ParseService(b []byte) (*Service, error) {
+	s := &Service{Cluster: DefaultClusterConfig()}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(s); err != nil {
+		return nil, fmt.Errorf("invalid service configuration: %w", err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Save writes service.json with two-space indentation.
+func (s *Service) Save(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,132 @@
+// Package balanced is the allocator of IPFS Cluster's "balanced" kind: it
+// partitions the candidate peers by the metrics named in allocate_by (for
+// example by tag:group, then by freespace) and orders them so that
+// consecutive allocations alternate between partitions, the heaviest
+// partition first.
+package balanced
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/plugins/sdk"
+)
+
+// Name is the name of this allocator in service.json.
+const Name = "balanced"
+
+// Version is the version of this plugin.
+const Version = "1.0.0"
+
+// Allocator orders candidate peers for pins. It keeps no state between
+// requests.
+type Allocator struct {
+	mu  sync.RWMutex
+	cfg *Config
+	now func() time.Time
+}
+
+// New returns an unconfigured allocator; Configure makes it usable.
+func New() *Allocator { return &Allocator{now: time.Now} }
+
+// Describe reports what this plugin is.
+func (a *Allocator) Describe(context.Context) (core.Description, error) {
+	return core.Description{
+		Kind:             core.KindAllocator,
+		Name:             Name,
+		Version:          Version,
+		ProtocolVersions: []int{core.ProtocolVersion},
+		DefaultConfig:    DefaultConfigJSON(),
+	}, nil
+}
+
+// Configure reads the allocator.balanced config section. The allocator
+// needs nothing from the host.
+func (a *Allocator) Configure(_ context.Context, raw json.RawMessage, _ core.Environment, _ core.Host) error {
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.cfg = &cfg
+	a.mu.Unlock()
+	return nil
+}
+
+// Close releases nothing: the allocator holds no resources.
+func (a *Allocator) Close(context.Context) error { return nil }
+
+// Allocate answers every pin of the request in order. For each pin the
+// usable peers are those with a valid, unexpired metric for every
+// allocate_by name; its priority peers come first, ordered among themselves,
+// then the other usable peers that are not current allocations. At most
+// Wanted peers are returned; fewer than Needed usable peers is an error for
+// that pin only.
+func (a *Allocator) Allocate(ctx context.Context, req core.AllocateRequest) ([]core.AllocateResult, error) {
+	a.mu.RLock()
+	cfg := a.cfg
+	a.mu.RUnlock()
+	if cfg == nil {
+		return nil, errors.New("allocator.balanced: Allocate called before Configure")
+	}
+	t := newTree(cfg.AllocateBy, req.Metrics, a.now())
+	out := make([]core.AllocateResult, len(req.Pins))
+	for i, pa := range req.Pins {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = t.allocate(pa)
+	}
+	return out, nil
+}
+
+// allocate answers one pin.
+func (t *tree) allocate(pa core.PinAllocation) core.AllocateResult {
+	var current, excluded, priority []int
+	for _, p := range pa.Current {
+		if i, ok := t.index[p]; ok && !slices.Contains(current, i) {
+			current = append(current, i)
+		}
+	}
+	excluded = append(excluded, current...)
+	for _, p := range pa.Priority {
+		if i, ok := t.index[p]; ok && !slices.Contains(excluded, i) {
+			priority = append(priority, i)
+			excluded = append(excluded, i)
+		}
+	}
+	slices.Sort(excluded)
+	slices.Sort(priority)
+
+	var first []core.PeerID
+	if len(priority) > 0 {
+		first = t.order('p', priority)
+	}
+	rest := t.order('c', excluded)
+
+	available := len(first) + len(rest)
+	if available < pa.Needed {
+		err := fmt.Sprintf("not enough peers to allocate CID. Needed at least: %d. Wanted at most: %d. Available candidates: %d. See logs for more info.",
+			pa.Needed, pa.Wanted, available)
+		sdk.Logger().Warn("not enough peers to allocate",
+			"cid", pa.Cid.String(), "needed", pa.Needed, "wanted", pa.Wanted,
+			"priority_with_metrics", len(first), "candidates_with_metrics", len(rest),
+			"current", len(pa.Current), "peers_with_all_metrics", len(t.peers))
+		return core.AllocateResult{Error: err}
+	}
+	n := min(max(pa.Wanted, 0), available)
+	peers := make([]core.PeerID, 0, n)
+	peers = append(peers, first[:min(n, len(first))]...)
+	peers = append(peers, rest[:n-len(peers)]...)
+	return core.AllocateResult{Peers: peers}
+}
+
+var _ core.Allocator = (*Allocator)(nil)
