@@ -129,7 +129,7 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 		return nil, fmt.Errorf("describe: %w", err)
 	}
 	if desc.Kind != choice.Kind {
-		return nil, fmt.Errorf("executable is a %s plugin (%q), not a %s plugin", desc.Kind, desc.Name, choice.Kind)
+		return nil, fmt.Errorf("the executable serves the %s kind (plugin %q), not the %s kind", desc.Kind, desc.Name, choice.Kind)
 	}
 	if !supports(desc.ProtocolVersions, core.ProtocolVersion) {
 		return nil, fmt.Errorf("plugin speaks protocol versions %v, this peer speaks version %d", desc.ProtocolVersions, core.ProtocolVersion)
@@ -176,7 +176,7 @@ func explainStartError(err error) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("the executable's sha256 does not match service.json: %w", err)
-	case strings.Contains(msg, "Incompatible API version"):
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
 		return fmt.Errorf("protocol version mismatch (this peer speaks version %d): %w", core.ProtocolVersion, err)
 	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file"):
 		return fmt.Errorf("executable not found: %w", err)

@@ -10,24 +10,6 @@ import (
 	pluginv1 "github.com/pincluster/pincluster/plugins/proto/v1"
 )
 
-// Conversions between the core types and the messages of protocol v1.
-//
-// Rules shared by every conversion:
-//   - CIDs travel in their binary form; empty bytes are the undefined CID.
-//   - Peer IDs travel as the bytes of the peer.ID string (its multihash).
-//   - Times travel as unix nanoseconds, 0 being the zero time.Time. Decoded
-//     times are in the local zone and carry no monotonic reading; a time at
-//     exactly the unix epoch decodes as the zero time, and times outside the
-//     years 1678-2262 cannot be represented.
-//   - Durations travel as nanoseconds.
-//   - proto3 cannot tell an empty repeated field or map from an absent one:
-//     nil and empty slices and maps both decode as nil.
-//   - Ints that travel as 32-bit protobuf integers are clamped to the int32
-//     range rather than wrapped.
-//
-// ToProto functions never fail. FromProto functions fail only on malformed
-// CIDs and accept a nil message as the zero value.
-
 // CidToBytes returns the binary form of c, or nil when c is undefined.
 func CidToBytes(c core.Cid) []byte { return c.Bytes() }
 

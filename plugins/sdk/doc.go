@@ -25,16 +25,38 @@
 //
 // Streams (iter.Seq2 results) cross the boundary in batches of up to
 // MaxBatchItems items or about MaxBatchBytes bytes, without waiting for a
-// batch to fill, and are pulled lazily by the receiver: a producer is
-// suspended while the consumer is not reading, and its context is
-// cancelled when the consumer stops early. A producer must honour that
-// context. Unary calls carry whole batches in one message, which must stay
+// batch to fill, and are pulled lazily by the receiver: a producer is held
+// back, after a bounded amount of buffering, while the consumer is not
+// reading, and its context is cancelled when the consumer stops early (so
+// a stream is a call per iteration: ranging over it twice calls twice).
+// A producer must honour that context. Unary calls carry whole batches in one message, which must stay
 // under MaxMessageSize.
 //
 // Errors keep their message across the boundary. core.ErrPinNotFound and
 // the context errors are recognised on the other side by errors.Is; any
 // other error comes back as an opaque error with the same text.
 // IsUnavailable tells a call that failed because the other process is gone.
+//
+// # Conversions
+//
+// The XToProto and XFromProto functions convert between the core types and
+// the messages of protocol v1, for the adapters and for plugins that store
+// core values as protobuf:
+//
+//   - CIDs travel in their binary form; empty bytes are the undefined CID.
+//   - Peer IDs travel as the bytes of the peer.ID string (its multihash).
+//   - Times travel as unix nanoseconds, 0 being the zero time.Time. Decoded
+//     times are in the local zone without a monotonic reading; a time at
+//     exactly the unix epoch decodes as the zero time, and times outside
+//     the years 1678-2262 cannot be represented.
+//   - Durations travel as nanoseconds.
+//   - proto3 cannot tell an empty list or map from an absent one: nil and
+//     empty slices and maps both decode as nil.
+//   - Ints that travel as 32-bit protobuf integers are clamped to the
+//     int32 range rather than wrapped.
+//
+// ToProto functions never fail. FromProto functions fail only on malformed
+// CIDs and take a nil message as the zero value.
 //
 // # Running plugins from the core
 //

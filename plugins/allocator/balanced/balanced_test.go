@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 
@@ -444,7 +445,9 @@ func TestAllocateHonoursContext(t *testing.T) {
 
 // BenchmarkAllocate10kPins100Peers allocates a batch of 10,000 pins over 100
 // peers in 10 groups; one pin in five already has one or two allocations.
-func BenchmarkAllocate10kPins100Peers(b *testing.B) {
+func BenchmarkAllocate10kPins100Peers(b *testing.B) { benchmarkAllocate(b, direct) }
+
+func benchmarkAllocate(b *testing.B, connect connector) {
 	var m []core.Metric
 	var all []core.PeerID
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -455,13 +458,13 @@ func BenchmarkAllocate10kPins100Peers(b *testing.B) {
 	}
 	pins := make([]core.PinAllocation, 10_000)
 	for i := range pins {
-		pins[i] = core.PinAllocation{Needed: 2, Wanted: 3}
+		pins[i] = core.PinAllocation{Cid: testCid(i), Needed: 2, Wanted: 3}
 		if i%5 == 0 {
 			pins[i].Current = []core.PeerID{all[rng.IntN(100)], all[rng.IntN(100)]}
 			pins[i].Needed, pins[i].Wanted = 1, 1
 		}
 	}
-	a := newAllocator(b, "")
+	a := connect(b, "")
 	req := core.AllocateRequest{Metrics: m, Pins: pins}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -471,4 +474,12 @@ func BenchmarkAllocate10kPins100Peers(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pins)), "ns/pin")
+}
+
+func testCid(i int) core.Cid {
+	mh, err := multihash.Sum([]byte(fmt.Sprint(i)), multihash.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return core.NewCid(cid.NewCidV1(cid.Raw, mh))
 }

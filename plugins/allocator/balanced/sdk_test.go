@@ -22,3 +22,7 @@ func TestScenariosOverGRPC(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) { s.run(t, overGRPC) })
 	}
 }
+
+// BenchmarkAllocate10kPins100PeersOverGRPC is the same batch through the
+// plugin boundary: one Allocate call carrying 200 metrics and 10,000 pins.
+func BenchmarkAllocate10kPins100PeersOverGRPC(b *testing.B) { benchmarkAllocate(b, overGRPC) }

@@ -3,7 +3,6 @@ package raftstore
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -97,9 +96,6 @@ func (s *Store) Apply(ctx context.Context, ops []Op) (uint64, error) {
 // one, up to MaxBatchOps operations and MaxBatchBytes bytes.
 func (s *Store) runBatcher() {
 	defer close(s.batcherDone)
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	slots := make(chan struct{}, maxInflight)
 	var next *applyReq
 	for {
 		first := next
@@ -111,9 +107,6 @@ func (s *Store) runBatcher() {
 				return
 			}
 		}
-		// Wait for a free slot before collecting, so that the entry
-		// gathers every request that arrived meanwhile.
-		slots <- struct{}{}
 		batch := []*applyReq{first}
 		nops, nbytes, cost := first.nops, len(first.enc), first.cost
 	collect:
@@ -133,11 +126,7 @@ func (s *Store) runBatcher() {
 				break collect
 			}
 		}
-		f := s.submit(batch, nops, nbytes)
-		inflight.Go(func() {
-			s.complete(f, batch, nops)
-			<-slots
-		})
+		s.submit(batch, nops, nbytes)
 
 		select {
 		case <-s.closing:
@@ -150,19 +139,16 @@ func (s *Store) runBatcher() {
 	}
 }
 
-// submit hands the operations of batch to raft as one log entry.
-func (s *Store) submit(batch []*applyReq, nops, nbytes int) raft.ApplyFuture {
+// submit applies the operations of batch as one log entry and reports the
+// outcome to every request.
+func (s *Store) submit(batch []*applyReq, nops, nbytes int) {
 	buf := appendEntryHeader(make([]byte, 0, nbytes+16), nops)
 	for _, r := range batch {
 		buf = append(buf, r.enc...)
 	}
-	return s.raft.Apply(buf, s.enqueueTimeout())
-}
 
-// complete waits for the entry of batch to be applied and reports the
-// outcome to every request.
-func (s *Store) complete(f raft.ApplyFuture, batch []*applyReq, nops int) {
 	var res applyResult
+	f := s.raft.Apply(buf, s.enqueueTimeout())
 	if err := f.Error(); err != nil {
 		res.err = s.wrapRaftErr(err)
 	} else {

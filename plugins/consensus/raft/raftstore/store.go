@@ -122,7 +122,7 @@ func Open(cfg Config, transport raft.Transport, logger hclog.Logger) (_ *Store, 
 	}
 	cleanup = append(cleanup, func() { _ = s.bolt.Close() })
 
-	logs, err := raft.NewLogCache(logCacheSize, countingLogs{s.bolt})
+	logs, err := raft.NewLogCache(logCacheSize, s.bolt)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,6 @@ func Open(cfg Config, transport raft.Transport, logger hclog.Logger) (_ *Store, 
 	rcfg.SnapshotInterval = cfg.SnapshotInterval
 	rcfg.SnapshotThreshold = cfg.SnapshotThreshold
 	rcfg.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
-	rcfg.BatchApplyCh = batchApplyCh
 	if err := raft.ValidateConfig(rcfg); err != nil {
 		return nil, fmt.Errorf("raftstore: invalid config: %w", err)
 	}

@@ -1,0 +1,119 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/plugins/allocator/balanced"
+	"github.com/pincluster/pincluster/plugins/sdk"
+	"github.com/pincluster/pincluster/plugins/sdk/sdktest"
+)
+
+// The test binary doubles as an external plugin executable:
+// `<test binary> serve-test-plugin <mode>`.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "serve-test-plugin" {
+		switch os.Args[2] {
+		case "balanced":
+			sdk.Serve(balanced.New())
+		case "future-protocol":
+			// A plugin built for a protocol version this core does not know.
+			set := sdk.VersionedPlugins(balanced.New())[core.ProtocolVersion]
+			plugin.Serve(&plugin.ServeConfig{
+				HandshakeConfig:  sdk.Handshake,
+				VersionedPlugins: map[int]plugin.PluginSet{core.ProtocolVersion + 1: set},
+				GRPCServer:       sdk.NewGRPCServer,
+			})
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func testPlugin(t *testing.T, mode string) *config.ExternalPlugin {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &config.ExternalPlugin{Path: exe, Args: []string{"serve-test-plugin", mode}}
+}
+
+func launcher() *Launcher {
+	return &Launcher{Logger: hclog.NewNullLogger(), StartTimeout: 20 * time.Second,
+		Builtin: func(core.Kind, string) bool { return false }}
+}
+
+func TestLaunchExternalPlugin(t *testing.T) {
+	ctx := context.Background()
+	ext := testPlugin(t, "balanced")
+	b, err := os.ReadFile(ext.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	ext.SHA256 = hex.EncodeToString(sum[:])
+	p, err := launcher().Launch(ctx, config.PluginChoice{Kind: core.KindAllocator, Name: "balanced", External: ext},
+		sdktest.Environment(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Desc.Name != "balanced" || p.Pid == 0 || p.Path() != ext.Path {
+		t.Fatalf("plugin %+v", p)
+	}
+	alloc := p.Impl().(core.Allocator)
+	res, err := alloc.Allocate(ctx, core.AllocateRequest{})
+	if err != nil || len(res) != 0 {
+		t.Fatalf("allocate: %v %v", res, err)
+	}
+	p.Stop(ctx)
+	if !p.Exited() {
+		t.Fatal("the plugin process is still running after Stop")
+	}
+}
+
+func TestLaunchFailuresSayWhy(t *testing.T) {
+	ctx := context.Background()
+	env := sdktest.Environment(t)
+	cases := []struct {
+		name   string
+		choice config.PluginChoice
+		want   string
+	}{
+		{"unknown built-in", config.PluginChoice{Kind: core.KindAllocator, Name: "nope"}, "unknown plugin"},
+		{"missing executable", config.PluginChoice{Kind: core.KindAllocator, Name: "x",
+			External: &config.ExternalPlugin{Path: "/nonexistent/plugin"}}, "not found"},
+		{"wrong checksum", config.PluginChoice{Kind: core.KindAllocator, Name: "x",
+			External: func() *config.ExternalPlugin {
+				e := testPlugin(t, "balanced")
+				e.SHA256 = strings.Repeat("00", 32)
+				return e
+			}()}, "sha256"},
+		{"wrong kind", config.PluginChoice{Kind: core.KindConsensus, Name: "x", External: testPlugin(t, "balanced")}, "consensus"},
+		{"bad config", config.PluginChoice{Kind: core.KindAllocator, Name: "x", External: testPlugin(t, "balanced"),
+			Config: json.RawMessage(`{"allocate_by": 3}`)}, "configure"},
+		{"unknown protocol version", config.PluginChoice{Kind: core.KindAllocator, Name: "x", External: testPlugin(t, "future-protocol")}, "version"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := launcher().Launch(ctx, tc.choice, env, nil)
+			if err == nil {
+				t.Fatal("launch succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), string(tc.choice.Kind)) {
+				t.Fatalf("error %q should mention %q and the kind", err, tc.want)
+			}
+			t.Log(err)
+		})
+	}
+}
