@@ -116,9 +116,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// Metrics must exist before the first allocation.
 	c.publishMetrics(ctx)
 	ready := make(chan struct{})
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() { defer c.wg.Done(); c.watchPinset(ctx, ready) }()
 	go func() { defer c.wg.Done(); c.runInformers(ctx) }()
+	go func() { defer c.wg.Done(); c.runMaintenance(ctx) }()
 	select {
 	case <-ready:
 	case <-time.After(10 * time.Second):

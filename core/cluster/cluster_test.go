@@ -268,3 +268,18 @@ func noPin() adder.Params {
 	p.NoPin = true
 	return p
 }
+
+func TestExpiredPinsAreRemoved(t *testing.T) {
+	cfg := strings.Replace(baseConfig, `"cluster": {`, `"cluster": {"state_sync_interval": "200ms", `, 1)
+	c, _ := newCluster(t, cfg)
+	ctx := context.Background()
+	root, _ := add(t, c, "a.txt", "expiring\n", noPin(), core.PinOptions{})
+	if _, err := c.Pin(ctx, root, core.PinOptions{ExpireAt: time.Now().Add(500 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, root, core.TrackerStatusPinned)
+	waitStatus(t, c, root, core.TrackerStatusUnpinned)
+	if _, err := c.Allocation(ctx, root); !errors.Is(err, core.ErrPinNotFound) {
+		t.Fatalf("expired pin still in the pinset: %v", err)
+	}
+}

@@ -64,14 +64,13 @@ type operation struct {
 	batch     *batch // while in progress
 }
 
-// status is the tracker status the operation stands for.
-func (op *operation) status() core.TrackerStatus {
-	statuses := [2][numPhases]core.TrackerStatus{
-		opPin:   {core.TrackerStatusPinQueued, core.TrackerStatusPinning, core.TrackerStatusPinError},
-		opUnpin: {core.TrackerStatusUnpinQueued, core.TrackerStatusUnpinning, core.TrackerStatusUnpinError},
-	}
-	return statuses[op.typ][op.phase]
+var opStatuses = [2][numPhases]core.TrackerStatus{
+	opPin:   {core.TrackerStatusPinQueued, core.TrackerStatusPinning, core.TrackerStatusPinError},
+	opUnpin: {core.TrackerStatusUnpinQueued, core.TrackerStatusUnpinning, core.TrackerStatusUnpinError},
 }
+
+// status is the tracker status the operation stands for.
+func (op *operation) status() core.TrackerStatus { return opStatuses[op.typ][op.phase] }
 
 // batch is one Pin or Unpin call to the IPFS connector.
 type batch struct {
@@ -93,7 +92,6 @@ type engine struct {
 	env  core.Environment
 	host core.Host
 	log  hclog.Logger
-	now  func() time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -124,7 +122,6 @@ func newEngine(cfg Config, env core.Environment, host core.Host) *engine {
 		env:        env,
 		host:       host,
 		log:        sdk.Logger(),
-		now:        time.Now,
 		ctx:        ctx,
 		cancel:     cancel,
 		wake:       make(chan struct{}, 1),
@@ -165,16 +162,14 @@ func (e *engine) close(ctx context.Context) error {
 	}
 }
 
-// backoff returns base doubled n times, at most limit (and at least base).
+// backoff returns base doubled n times, at most limit (but never less than
+// base).
 func backoff(base time.Duration, n int, limit time.Duration) time.Duration {
 	d := base
-	for range n {
-		if d >= limit {
-			return limit
-		}
+	for i := 0; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(max(d, base), max(limit, base))
+	return max(min(d, limit), base)
 }
 
 func signal(ch chan struct{}) {
@@ -213,7 +208,7 @@ func (e *engine) track(ctx context.Context, pins []core.Pin) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := e.now()
+	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -262,7 +257,7 @@ func (e *engine) untrack(ctx context.Context, cids []core.Cid) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := e.now()
+	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -289,8 +284,9 @@ func (e *engine) untrack(ctx context.Context, cids []core.Cid) error {
 }
 
 // enqueueLocked makes a queued operation of typ the current one for p.Cid,
-// unless one of the same kind is already queued or in progress. It fails
-// with ErrQueueFull without changing anything.
+// unless one of the same kind is already queued or in progress. With the
+// queue full it fails with ErrQueueFull and leaves the current operation
+// as it was.
 func (e *engine) enqueueLocked(p core.Pin, typ opType, now time.Time) error {
 	c := p.Cid
 	e.forgetRemoteLocked(c)
@@ -444,7 +440,7 @@ func (e *engine) take() (opType, []*operation, *batch) {
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	b := &batch{ctx: ctx, cancel: cancel}
-	now := e.now()
+	now := time.Now()
 	var ops []*operation
 	for _, q := range queues {
 		for len(ops) < e.cfg.BatchSize && q.Len() > 0 {
@@ -544,7 +540,7 @@ func (e *engine) finish(op *operation, errText string) {
 	if e.inflight[c] == op {
 		delete(e.inflight, c)
 	}
-	now := e.now()
+	now := time.Now()
 	if op.cancelled {
 		// Replaced while in flight: the newer operation may go now.
 		if cur := e.ops[c]; cur != nil && cur.held {
@@ -582,7 +578,7 @@ func (e *engine) finish(op *operation, errText string) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if !e.closed && !op.cancelled && e.ops[c] == op && op.phase == phaseQueued && op.elem == nil && !op.held {
-			e.pushLocked(op, e.now())
+			e.pushLocked(op, time.Now())
 		}
 	})
 }
@@ -650,7 +646,7 @@ func (e *engine) takeRemote() []core.Cid {
 func (e *engine) applyRemote(cids []core.Cid, infos []core.IPFSPinInfo, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := e.now()
+	now := time.Now()
 	for i, c := range cids {
 		chk := e.checking[c]
 		delete(e.checking, c)
@@ -712,7 +708,7 @@ func (e *engine) reconcileOnce() error {
 	flush := func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		now := e.now()
+		now := time.Now()
 		for _, p := range todo {
 			if _, ok := e.touched[p.Cid]; ok || e.ops[p.Cid] != nil || e.closed {
 				continue

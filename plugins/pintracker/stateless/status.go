@@ -104,7 +104,7 @@ func (e *engine) status(ctx context.Context, cids []core.Cid, held map[string]st
 	}
 	e.mu.Unlock()
 
-	now := e.now()
+	now := time.Now()
 	var ask []int
 	for _, i := range todo {
 		c := cids[i]
@@ -232,7 +232,7 @@ func (e *engine) recover(ctx context.Context, cids []core.Cid) ([]core.PinInfo, 
 	if e.closed {
 		return nil, errClosed
 	}
-	now := e.now()
+	now := time.Now()
 	var full error
 	for i, c := range cids {
 		var p core.Pin
@@ -284,7 +284,7 @@ func (e *engine) recoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] 
 			if !ok {
 				return core.PinInfo{}, false, nil
 			}
-			if err := e.enqueueLocked(pin, typ, e.now()); err != nil {
+			if err := e.enqueueLocked(pin, typ, time.Now()); err != nil {
 				return core.PinInfo{}, false, err
 			}
 			return e.opInfoLocked(e.ops[c]), true, nil

@@ -25,7 +25,7 @@ import (
 // removed so far stay removed.
 //
 // Disk space is given back by badger's compactions and its periodic value
-// log GC, not immediately.
+// log GC, not immediately. fn may be nil.
 func (n *Node) GC(ctx context.Context, fn func(cid.Cid) error) error {
 	if err := n.checkOpen(); err != nil {
 		return err
