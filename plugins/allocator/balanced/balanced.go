@@ -90,13 +90,13 @@ func (a *Allocator) Allocate(ctx context.Context, req core.AllocateRequest) ([]c
 
 // allocate answers one pin.
 func (t *tree) allocate(pa core.PinAllocation) core.AllocateResult {
-	var current, excluded, priority []int
+	// Current peers are left out; priority peers are ordered apart.
+	var excluded, priority []int
 	for _, p := range pa.Current {
-		if i, ok := t.index[p]; ok && !slices.Contains(current, i) {
-			current = append(current, i)
+		if i, ok := t.index[p]; ok && !slices.Contains(excluded, i) {
+			excluded = append(excluded, i)
 		}
 	}
-	excluded = append(excluded, current...)
 	for _, p := range pa.Priority {
 		if i, ok := t.index[p]; ok && !slices.Contains(excluded, i) {
 			priority = append(priority, i)
