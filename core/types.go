@@ -48,7 +48,8 @@ func (p Pin) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(p))
 }
 
-// IsRemote reports whether the pin is allocated and self is not among its allocations.
+// IsAllocatedTo reports whether self must hold the pin: it is among the
+// allocations, or the pin goes everywhere (no allocations).
 func (p *Pin) IsAllocatedTo(self PeerID) bool {
 	if len(p.Allocations) == 0 {
 		return true

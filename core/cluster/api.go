@@ -79,7 +79,7 @@ func (c *Cluster) Allocations(ctx context.Context, filter core.PinType) iter.Seq
 			if p.Type&filter == 0 {
 				continue
 			}
-			if !yield(p, nil) {
+			if !yield(fromState(p), nil) {
 				return
 			}
 		}
@@ -88,7 +88,17 @@ func (c *Cluster) Allocations(ctx context.Context, filter core.PinType) iter.Seq
 
 // Allocation returns one pin of the pinset.
 func (c *Cluster) Allocation(ctx context.Context, ci core.Cid) (core.Pin, error) {
-	return c.consensus().GetPin(ctx, ci)
+	p, err := c.consensus().GetPin(ctx, ci)
+	return fromState(p), err
+}
+
+// fromState shapes a pin read from the pinset as IPFS Cluster does: origins
+// is a list, never null.
+func fromState(p core.Pin) core.Pin {
+	if p.Origins == nil {
+		p.Origins = []string{}
+	}
+	return p
 }
 
 // withPeer completes a local PinInfo with what the tracker cannot know.

@@ -81,10 +81,23 @@ func PeerIDsFromProto(bs [][]byte) []core.PeerID {
 	return out
 }
 
+// The range of times unix nanoseconds can hold.
+var (
+	maxProtoTime = time.Unix(0, math.MaxInt64)
+	minProtoTime = time.Unix(0, math.MinInt64)
+)
+
 // TimeToProto returns t in unix nanoseconds, or 0 for the zero time.
+// Times beyond what an int64 of nanoseconds holds (before 1678 or after
+// 2262) are clamped to its bounds.
 func TimeToProto(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.After(maxProtoTime):
+		return math.MaxInt64
+	case t.Before(minProtoTime):
+		return math.MinInt64
 	}
 	return t.UnixNano()
 }

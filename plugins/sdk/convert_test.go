@@ -337,6 +337,15 @@ func TestTimeConversion(t *testing.T) {
 			t.Errorf("%v came back as %v", tm, got)
 		}
 	}
+	// Out of range times clamp instead of wrapping around.
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	if got := sdk.TimeFromProto(sdk.TimeToProto(far)); got.Year() != 2262 {
+		t.Errorf("year 9999 came back as %v", got)
+	}
+	old := time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := sdk.TimeFromProto(sdk.TimeToProto(old)); got.Year() != 1677 {
+		t.Errorf("year 1000 came back as %v", got)
+	}
 	for _, d := range []time.Duration{0, 1, -1, time.Hour, 1<<63 - 1} {
 		if got := sdk.DurationFromProto(sdk.DurationToProto(d)); got != d {
 			t.Errorf("%v came back as %v", d, got)

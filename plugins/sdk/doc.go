@@ -48,7 +48,7 @@
 //   - Times travel as unix nanoseconds, 0 being the zero time.Time. Decoded
 //     times are in the local zone without a monotonic reading; a time at
 //     exactly the unix epoch decodes as the zero time, and times outside
-//     the years 1678-2262 cannot be represented.
+//     roughly the years 1678-2262 are clamped into that range.
 //   - Durations travel as nanoseconds.
 //   - proto3 cannot tell an empty list or map from an absent one: nil and
 //     empty slices and maps both decode as nil.
