@@ -124,6 +124,9 @@ type PinEvent struct {
 type Consensus interface {
 	Plugin
 	PinsetReader
+	// GetPins looks up several CIDs at once: one entry per CID, in order; a
+	// CID that is not in the pinset gives a Pin whose Cid is undefined.
+	GetPins(ctx context.Context, cids []Cid) ([]Pin, error)
 	// Commit applies ops to the shared pinset and returns once they are
 	// committed and applied on this peer.
 	Commit(ctx context.Context, ops []PinOp) error

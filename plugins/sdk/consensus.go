@@ -23,6 +23,18 @@ func (s *consensusServer) ListPins(_ *pluginv1.Empty, st grpc.ServerStreamingSer
 	return serveListPins(s.impl, st)
 }
 
+func (s *consensusServer) GetPins(ctx context.Context, req *pluginv1.Cids) (*pluginv1.Pins, error) {
+	cids, err := CidsFromProto(req.GetCids())
+	if err != nil {
+		return nil, invalidArgument(err)
+	}
+	pins, err := s.impl.GetPins(ctx, cids)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.Pins{Pins: PinsToProto(pins)}, nil
+}
+
 func (s *consensusServer) Commit(ctx context.Context, req *pluginv1.PinOps) (*pluginv1.Empty, error) {
 	ops, err := PinOpsFromProto(req.GetOps())
 	if err != nil {
@@ -75,6 +87,14 @@ func newConsensusClient(conn grpc.ClientConnInterface, base *pluginClient) *cons
 		readerClient: readerClient{getPin: rpc.GetPin, listPins: rpc.ListPins},
 		rpc:          rpc,
 	}
+}
+
+func (c *consensusClient) GetPins(ctx context.Context, cids []core.Cid) ([]core.Pin, error) {
+	m, err := c.rpc.GetPins(ctx, &pluginv1.Cids{Cids: CidsToProto(cids)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return PinsFromProto(m.GetPins())
 }
 
 func (c *consensusClient) Commit(ctx context.Context, ops []core.PinOp) error {

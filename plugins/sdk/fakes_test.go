@@ -225,6 +225,16 @@ func newFakeConsensus(peers []core.PeerID) *fakeConsensus {
 	}
 }
 
+func (c *fakeConsensus) GetPins(ctx context.Context, cids []core.Cid) ([]core.Pin, error) {
+	out := make([]core.Pin, len(cids))
+	for i, ci := range cids {
+		if p, err := c.GetPin(ctx, ci); err == nil {
+			out[i] = p
+		}
+	}
+	return out, nil
+}
+
 func (c *fakeConsensus) GetPin(_ context.Context, ci core.Cid) (core.Pin, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -124,6 +124,22 @@ func (c *Consensus) GetPin(ctx context.Context, ci core.Cid) (core.Pin, error) {
 	return decodePin(b)
 }
 
+// GetPins looks up several CIDs; missing ones give a Pin without Cid.
+func (c *Consensus) GetPins(ctx context.Context, cids []core.Cid) ([]core.Pin, error) {
+	out := make([]core.Pin, len(cids))
+	for i, ci := range cids {
+		p, err := c.GetPin(ctx, ci)
+		switch {
+		case errors.Is(err, core.ErrPinNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = p
+		}
+	}
+	return out, nil
+}
+
 // ListPins streams the pinset straight from disk.
 func (c *Consensus) ListPins(ctx context.Context) iter.Seq2[core.Pin, error] {
 	return func(yield func(core.Pin, error) bool) {

@@ -77,6 +77,10 @@ func exercise(t *testing.T, c core.Consensus, self core.PeerID) {
 	if _, err := c.GetPin(ctx, testCid(t)); !errors.Is(err, core.ErrPinNotFound) {
 		t.Fatalf("GetPin of a missing CID: %v", err)
 	}
+	looked, err := c.GetPins(ctx, []core.Cid{b.Cid, testCid(t), a.Cid})
+	if err != nil || len(looked) != 3 || looked[0].Name != "b" || looked[1].Cid.Defined() || looked[2].Name != "a" {
+		t.Fatalf("GetPins: %+v %v", looked, err)
+	}
 	pins, err := core.Collect(c.ListPins(ctx))
 	if err != nil || len(pins) != 2 {
 		t.Fatalf("ListPins: %d %v", len(pins), err)

@@ -73,10 +73,11 @@ const file_v1_consensus_proto_rawDesc = "" +
 	"\n" +
 	"\x12v1/consensus.proto\x12\x15pincluster.plugins.v1\x1a\x0ev1/types.proto\x1a\x0fv1/plugin.proto\"!\n" +
 	"\vPeerRequest\x12\x12\n" +
-	"\x04peer\x18\x01 \x01(\fR\x04peer2\x91\x04\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer2\xd6\x04\n" +
 	"\tConsensus\x12G\n" +
 	"\x06GetPin\x12!.pincluster.plugins.v1.CidRequest\x1a\x1a.pincluster.plugins.v1.Pin\x12G\n" +
-	"\bListPins\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1b.pincluster.plugins.v1.Pins0\x01\x12E\n" +
+	"\bListPins\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1b.pincluster.plugins.v1.Pins0\x01\x12C\n" +
+	"\aGetPins\x12\x1b.pincluster.plugins.v1.Cids\x1a\x1b.pincluster.plugins.v1.Pins\x12E\n" +
 	"\x06Commit\x12\x1d.pincluster.plugins.v1.PinOps\x1a\x1c.pincluster.plugins.v1.Empty\x12H\n" +
 	"\x05Watch\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1f.pincluster.plugins.v1.PinEvent0\x01\x12E\n" +
 	"\x05Peers\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1e.pincluster.plugins.v1.PeerIDs\x12N\n" +
@@ -101,29 +102,32 @@ var file_v1_consensus_proto_goTypes = []any{
 	(*PeerRequest)(nil), // 0: pincluster.plugins.v1.PeerRequest
 	(*CidRequest)(nil),  // 1: pincluster.plugins.v1.CidRequest
 	(*Empty)(nil),       // 2: pincluster.plugins.v1.Empty
-	(*PinOps)(nil),      // 3: pincluster.plugins.v1.PinOps
-	(*Pin)(nil),         // 4: pincluster.plugins.v1.Pin
-	(*Pins)(nil),        // 5: pincluster.plugins.v1.Pins
-	(*PinEvent)(nil),    // 6: pincluster.plugins.v1.PinEvent
-	(*PeerIDs)(nil),     // 7: pincluster.plugins.v1.PeerIDs
+	(*Cids)(nil),        // 3: pincluster.plugins.v1.Cids
+	(*PinOps)(nil),      // 4: pincluster.plugins.v1.PinOps
+	(*Pin)(nil),         // 5: pincluster.plugins.v1.Pin
+	(*Pins)(nil),        // 6: pincluster.plugins.v1.Pins
+	(*PinEvent)(nil),    // 7: pincluster.plugins.v1.PinEvent
+	(*PeerIDs)(nil),     // 8: pincluster.plugins.v1.PeerIDs
 }
 var file_v1_consensus_proto_depIdxs = []int32{
 	1, // 0: pincluster.plugins.v1.Consensus.GetPin:input_type -> pincluster.plugins.v1.CidRequest
 	2, // 1: pincluster.plugins.v1.Consensus.ListPins:input_type -> pincluster.plugins.v1.Empty
-	3, // 2: pincluster.plugins.v1.Consensus.Commit:input_type -> pincluster.plugins.v1.PinOps
-	2, // 3: pincluster.plugins.v1.Consensus.Watch:input_type -> pincluster.plugins.v1.Empty
-	2, // 4: pincluster.plugins.v1.Consensus.Peers:input_type -> pincluster.plugins.v1.Empty
-	0, // 5: pincluster.plugins.v1.Consensus.RemovePeer:input_type -> pincluster.plugins.v1.PeerRequest
-	2, // 6: pincluster.plugins.v1.Consensus.Leader:input_type -> pincluster.plugins.v1.Empty
-	4, // 7: pincluster.plugins.v1.Consensus.GetPin:output_type -> pincluster.plugins.v1.Pin
-	5, // 8: pincluster.plugins.v1.Consensus.ListPins:output_type -> pincluster.plugins.v1.Pins
-	2, // 9: pincluster.plugins.v1.Consensus.Commit:output_type -> pincluster.plugins.v1.Empty
-	6, // 10: pincluster.plugins.v1.Consensus.Watch:output_type -> pincluster.plugins.v1.PinEvent
-	7, // 11: pincluster.plugins.v1.Consensus.Peers:output_type -> pincluster.plugins.v1.PeerIDs
-	2, // 12: pincluster.plugins.v1.Consensus.RemovePeer:output_type -> pincluster.plugins.v1.Empty
-	0, // 13: pincluster.plugins.v1.Consensus.Leader:output_type -> pincluster.plugins.v1.PeerRequest
-	7, // [7:14] is the sub-list for method output_type
-	0, // [0:7] is the sub-list for method input_type
+	3, // 2: pincluster.plugins.v1.Consensus.GetPins:input_type -> pincluster.plugins.v1.Cids
+	4, // 3: pincluster.plugins.v1.Consensus.Commit:input_type -> pincluster.plugins.v1.PinOps
+	2, // 4: pincluster.plugins.v1.Consensus.Watch:input_type -> pincluster.plugins.v1.Empty
+	2, // 5: pincluster.plugins.v1.Consensus.Peers:input_type -> pincluster.plugins.v1.Empty
+	0, // 6: pincluster.plugins.v1.Consensus.RemovePeer:input_type -> pincluster.plugins.v1.PeerRequest
+	2, // 7: pincluster.plugins.v1.Consensus.Leader:input_type -> pincluster.plugins.v1.Empty
+	5, // 8: pincluster.plugins.v1.Consensus.GetPin:output_type -> pincluster.plugins.v1.Pin
+	6, // 9: pincluster.plugins.v1.Consensus.ListPins:output_type -> pincluster.plugins.v1.Pins
+	6, // 10: pincluster.plugins.v1.Consensus.GetPins:output_type -> pincluster.plugins.v1.Pins
+	2, // 11: pincluster.plugins.v1.Consensus.Commit:output_type -> pincluster.plugins.v1.Empty
+	7, // 12: pincluster.plugins.v1.Consensus.Watch:output_type -> pincluster.plugins.v1.PinEvent
+	8, // 13: pincluster.plugins.v1.Consensus.Peers:output_type -> pincluster.plugins.v1.PeerIDs
+	2, // 14: pincluster.plugins.v1.Consensus.RemovePeer:output_type -> pincluster.plugins.v1.Empty
+	0, // 15: pincluster.plugins.v1.Consensus.Leader:output_type -> pincluster.plugins.v1.PeerRequest
+	8, // [8:16] is the sub-list for method output_type
+	0, // [0:8] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name

@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Consensus_GetPin_FullMethodName     = "/pincluster.plugins.v1.Consensus/GetPin"
 	Consensus_ListPins_FullMethodName   = "/pincluster.plugins.v1.Consensus/ListPins"
+	Consensus_GetPins_FullMethodName    = "/pincluster.plugins.v1.Consensus/GetPins"
 	Consensus_Commit_FullMethodName     = "/pincluster.plugins.v1.Consensus/Commit"
 	Consensus_Watch_FullMethodName      = "/pincluster.plugins.v1.Consensus/Watch"
 	Consensus_Peers_FullMethodName      = "/pincluster.plugins.v1.Consensus/Peers"
@@ -36,6 +37,9 @@ const (
 type ConsensusClient interface {
 	GetPin(ctx context.Context, in *CidRequest, opts ...grpc.CallOption) (*Pin, error)
 	ListPins(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Pins], error)
+	// GetPins answers one entry per requested CID, in order; a CID that is
+	// not in the pinset gives a Pin without cid.
+	GetPins(ctx context.Context, in *Cids, opts ...grpc.CallOption) (*Pins, error)
 	Commit(ctx context.Context, in *PinOps, opts ...grpc.CallOption) (*Empty, error)
 	Watch(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PinEvent], error)
 	Peers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PeerIDs, error)
@@ -79,6 +83,16 @@ func (c *consensusClient) ListPins(ctx context.Context, in *Empty, opts ...grpc.
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Consensus_ListPinsClient = grpc.ServerStreamingClient[Pins]
+
+func (c *consensusClient) GetPins(ctx context.Context, in *Cids, opts ...grpc.CallOption) (*Pins, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Pins)
+	err := c.cc.Invoke(ctx, Consensus_GetPins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *consensusClient) Commit(ctx context.Context, in *PinOps, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -145,6 +159,9 @@ func (c *consensusClient) Leader(ctx context.Context, in *Empty, opts ...grpc.Ca
 type ConsensusServer interface {
 	GetPin(context.Context, *CidRequest) (*Pin, error)
 	ListPins(*Empty, grpc.ServerStreamingServer[Pins]) error
+	// GetPins answers one entry per requested CID, in order; a CID that is
+	// not in the pinset gives a Pin without cid.
+	GetPins(context.Context, *Cids) (*Pins, error)
 	Commit(context.Context, *PinOps) (*Empty, error)
 	Watch(*Empty, grpc.ServerStreamingServer[PinEvent]) error
 	Peers(context.Context, *Empty) (*PeerIDs, error)
@@ -165,6 +182,9 @@ func (UnimplementedConsensusServer) GetPin(context.Context, *CidRequest) (*Pin, 
 }
 func (UnimplementedConsensusServer) ListPins(*Empty, grpc.ServerStreamingServer[Pins]) error {
 	return status.Error(codes.Unimplemented, "method ListPins not implemented")
+}
+func (UnimplementedConsensusServer) GetPins(context.Context, *Cids) (*Pins, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPins not implemented")
 }
 func (UnimplementedConsensusServer) Commit(context.Context, *PinOps) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Commit not implemented")
@@ -230,6 +250,24 @@ func _Consensus_ListPins_Handler(srv interface{}, stream grpc.ServerStream) erro
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Consensus_ListPinsServer = grpc.ServerStreamingServer[Pins]
+
+func _Consensus_GetPins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Cids)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsensusServer).GetPins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Consensus_GetPins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsensusServer).GetPins(ctx, req.(*Cids))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _Consensus_Commit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PinOps)
@@ -324,6 +362,10 @@ var Consensus_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPin",
 			Handler:    _Consensus_GetPin_Handler,
+		},
+		{
+			MethodName: "GetPins",
+			Handler:    _Consensus_GetPins_Handler,
 		},
 		{
 			MethodName: "Commit",
