@@ -39,8 +39,13 @@ type Cluster struct {
 	monitor   *monitor
 	informers []informer
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// writes queues pin and unpin requests for the batched writer.
+	writes   chan *writeRequest
+	stopping chan struct{}
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
 }
 
 // New returns a cluster that is not started. Plugins are attached with Use
@@ -58,6 +63,8 @@ func New(cfg *config.Service, self core.PeerID, logger hclog.Logger) (*Cluster, 
 		logger:    logger,
 		monitor:   newMonitor(),
 		informers: infs,
+		writes:    make(chan *writeRequest, maxWriteBatch),
+		stopping:  make(chan struct{}),
 	}, nil
 }
 
@@ -116,7 +123,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// Metrics must exist before the first allocation.
 	c.publishMetrics(ctx)
 	ready := make(chan struct{})
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go func() { defer c.wg.Done(); c.runWriter(ctx) }()
 	go func() { defer c.wg.Done(); c.watchPinset(ctx, ready) }()
 	go func() { defer c.wg.Done(); c.runInformers(ctx) }()
 	go func() { defer c.wg.Done(); c.runMaintenance(ctx) }()
@@ -130,6 +138,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 
 // Shutdown stops the background work. Plugins are stopped by their owner.
 func (c *Cluster) Shutdown() {
+	c.stopOnce.Do(func() { close(c.stopping) })
 	if c.cancel != nil {
 		c.cancel()
 	}

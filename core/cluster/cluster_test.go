@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,5 +283,44 @@ func TestExpiredPinsAreRemoved(t *testing.T) {
 	waitStatus(t, c, root, core.TrackerStatusUnpinned)
 	if _, err := c.Allocation(ctx, root); !errors.Is(err, core.ErrPinNotFound) {
 		t.Fatalf("expired pin still in the pinset: %v", err)
+	}
+}
+
+func TestConcurrentWritesAreBatchedAndOrdered(t *testing.T) {
+	c, _ := newCluster(t, baseConfig)
+	ctx := context.Background()
+	root, _ := add(t, c, "a.txt", "concurrent\n", noPin(), core.PinOptions{})
+
+	// Many writers at once, several of them on the same CID.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := c.Pin(ctx, root, core.PinOptions{Name: fmt.Sprintf("w%d", i)})
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin, err := c.Allocation(ctx, root)
+	if err != nil || !strings.HasPrefix(pin.Name, "w") {
+		t.Fatalf("after concurrent pins: %+v %v", pin, err)
+	}
+	// An unpin queued right after a pin of the same CID sees it.
+	done := make(chan error, 1)
+	go func() { _, err := c.Pin(ctx, root, core.PinOptions{Name: "last"}); done <- err }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	removed, err := c.Unpin(ctx, root)
+	if err != nil || removed.Name != "last" {
+		t.Fatalf("unpin returned %+v %v", removed, err)
 	}
 }

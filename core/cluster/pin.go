@@ -2,13 +2,9 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/pincluster/pincluster/core"
-	"github.com/pincluster/pincluster/core/config"
 )
 
 // Pin adds a CID to the pinset with the given options and returns the pin as
@@ -29,20 +25,7 @@ func (c *Cluster) PinPath(ctx context.Context, path string, opts core.PinOptions
 
 // Unpin removes a CID from the pinset and returns the pin as it was.
 func (c *Cluster) Unpin(ctx context.Context, ci core.Cid) (core.Pin, error) {
-	pin, err := c.consensus().GetPin(ctx, ci)
-	if err != nil {
-		return core.Pin{}, err
-	}
-	switch pin.Type {
-	case core.ShardType:
-		return core.Pin{}, errors.New("cannot unpin a shard directly. Unpin content root CID instead")
-	case core.ClusterDAGType:
-		return core.Pin{}, errors.New("cannot unpin a Cluster DAG directly. Unpin content root CID instead")
-	}
-	if err := c.consensus().Commit(ctx, []core.PinOp{{Remove: true, Pin: core.Pin{Cid: ci}}}); err != nil {
-		return core.Pin{}, err
-	}
-	return pin, nil
+	return c.write(ctx, &writeRequest{remove: true, pin: core.Pin{Cid: ci}})
 }
 
 // UnpinPath resolves a path and unpins the result.
@@ -72,66 +55,11 @@ func maxDepth(m core.PinMode) int {
 	return -1
 }
 
-// pin validates, allocates and commits a pin. preset, when not nil, are
-// allocations already decided (by /add, which sent the blocks there).
+// pin validates, allocates and commits a pin through the batched writer.
+// preset, when not nil, are allocations already decided (by /add, which sent
+// the blocks there).
 func (c *Cluster) pin(ctx context.Context, pin core.Pin, preset []core.PeerID) (core.Pin, error) {
-	if !pin.Cid.Defined() {
-		return core.Pin{}, errors.New("cannot pin an undefined CID")
-	}
-	if pin.PinUpdate.Defined() && !pin.PinUpdate.Equals(pin.Cid) {
-		from, err := c.consensus().GetPin(ctx, pin.PinUpdate)
-		if err != nil {
-			return core.Pin{}, err
-		}
-		if from.Type != core.DataType {
-			return core.Pin{}, errors.New("pin-update only works on pins of type pin")
-		}
-		pin = updatedFrom(from, pin)
-		preset = from.Allocations
-	}
-	if pin.ReplicationFactorMin == 0 {
-		pin.ReplicationFactorMin = c.cfg.ReplicationFactorMin
-	}
-	if pin.ReplicationFactorMax == 0 {
-		pin.ReplicationFactorMax = c.cfg.ReplicationFactorMax
-	}
-	if err := config.ValidateReplication(pin.ReplicationFactorMin, pin.ReplicationFactorMax); err != nil {
-		return core.Pin{}, fmt.Errorf("cluster.%w", err)
-	}
-	if !pin.ExpireAt.IsZero() && pin.ExpireAt.Before(time.Now()) {
-		return core.Pin{}, errors.New("pin.ExpireAt set before current time")
-	}
-
-	existing, err := c.consensus().GetPin(ctx, pin.Cid)
-	exists := err == nil
-	if err != nil && !errors.Is(err, core.ErrPinNotFound) {
-		return core.Pin{}, err
-	}
-	if exists && existing.MaxDepth != 0 && pin.MaxDepth == 0 {
-		return core.Pin{}, errors.New("cannot repin a CID which is already pinned in recursive mode (new pin is pinned as direct). Unpin it first.")
-	}
-
-	switch {
-	case preset != nil:
-		pin.Allocations = preset
-	case pin.ReplicationFactorMin == -1:
-		pin.Allocations = nil
-	default:
-		var current []core.PeerID
-		if exists {
-			current = existing.Allocations
-		}
-		allocs, err := c.allocate(ctx, pin.Cid, pin.ReplicationFactorMin, pin.ReplicationFactorMax, current, pin.UserAllocations)
-		if err != nil {
-			return core.Pin{}, err
-		}
-		pin.Allocations = allocs
-	}
-	pin.Timestamp = time.Now()
-	if err := c.consensus().Commit(ctx, []core.PinOp{{Pin: pin}}); err != nil {
-		return core.Pin{}, err
-	}
-	return pin, nil
+	return c.write(ctx, &writeRequest{pin: pin, preset: preset})
 }
 
 // updatedFrom builds the pin that replaces from: everything is copied but
@@ -148,50 +76,4 @@ func updatedFrom(from, to core.Pin) core.Pin {
 		out.ExpireAt = to.ExpireAt
 	}
 	return out
-}
-
-// allocate chooses the peers of a pin: it keeps the current allocations that
-// are still alive, asks the allocator for the rest and checks the result
-// against the replication factors.
-func (c *Cluster) allocate(ctx context.Context, ci core.Cid, rmin, rmax int, current, priority []core.PeerID) ([]core.PeerID, error) {
-	metrics := c.monitor.allValid(time.Now())
-	alive := make(map[core.PeerID]bool)
-	for _, m := range metrics {
-		alive[m.Peer] = true
-	}
-	var kept []core.PeerID
-	for _, p := range current {
-		if alive[p] {
-			kept = append(kept, p)
-		}
-	}
-	needed, wanted := rmin-len(kept), rmax-len(kept)
-	if wanted < 0 {
-		return kept[:rmax], nil
-	}
-	if needed <= 0 {
-		return kept, nil
-	}
-	res, err := c.allocator().Allocate(ctx, core.AllocateRequest{
-		Metrics: metrics,
-		Pins: []core.PinAllocation{{
-			Cid: ci, Current: kept, Priority: priority, Needed: needed, Wanted: wanted,
-		}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("allocator: %w", err)
-	}
-	if len(res) != 1 {
-		return nil, fmt.Errorf("allocator: answered %d results for 1 pin", len(res))
-	}
-	if res[0].Error != "" {
-		return nil, errors.New(res[0].Error)
-	}
-	if len(res[0].Peers) < needed {
-		return nil, fmt.Errorf("not enough peers to allocate CID. Needed at least: %d. Wanted at most: %d. Available candidates: %d. See logs for more info.", needed, wanted, len(res[0].Peers))
-	}
-	if len(res[0].Peers) > wanted {
-		res[0].Peers = res[0].Peers[:wanted]
-	}
-	return append(kept, res[0].Peers...), nil
 }

@@ -1,0 +1,312 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
+)
+
+// The pinset writer: concurrent pin and unpin requests are queued and
+// handled in batches by one goroutine, so that each batch costs one pinset
+// lookup, one allocation and one commit across the plugin boundary however
+// many requests it holds. Requests arriving while a batch is in flight form
+// the next one, so a lone request is not delayed.
+
+// maxWriteBatch bounds the requests handled together.
+const maxWriteBatch = 1024
+
+type writeRequest struct {
+	ctx    context.Context
+	remove bool
+	pin    core.Pin
+	// preset are allocations decided by the caller (nil: allocate).
+	preset []core.PeerID
+	done   chan writeResult
+}
+
+type writeResult struct {
+	pin core.Pin
+	err error
+}
+
+var errShuttingDown = errors.New("the peer is shutting down")
+
+// write queues a request and waits for its result.
+func (c *Cluster) write(ctx context.Context, req *writeRequest) (core.Pin, error) {
+	req.ctx = ctx
+	req.done = make(chan writeResult, 1)
+	select {
+	case c.writes <- req:
+	case <-ctx.Done():
+		return core.Pin{}, ctx.Err()
+	case <-c.stopping:
+		return core.Pin{}, errShuttingDown
+	}
+	select {
+	case res := <-req.done:
+		return res.pin, res.err
+	case <-ctx.Done():
+		return core.Pin{}, ctx.Err()
+	}
+}
+
+// writeWorkers is how many batches may be in flight at once: while one
+// waits for the consensus to sync its log, the next is being prepared.
+const writeWorkers = 2
+
+// runWriter forms batches of queued writes until the cluster stops. A CID
+// is in at most one batch in flight, so that a later request for it sees
+// the result of an earlier one.
+func (c *Cluster) runWriter(ctx context.Context) {
+	var (
+		mu       sync.Mutex
+		inFlight = make(map[string]bool)
+		slots    = make(chan struct{}, writeWorkers)
+		wg       sync.WaitGroup
+		carry    []*writeRequest
+	)
+	defer wg.Wait()
+	for {
+		var batch []*writeRequest
+		if len(carry) > 0 {
+			batch, carry = carry, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				c.failQueued()
+				return
+			case req := <-c.writes:
+				batch = append(batch, req)
+			}
+		}
+		// Wait for a free slot; requests keep queuing meanwhile.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			for _, req := range batch {
+				req.done <- writeResult{err: errShuttingDown}
+			}
+			c.failQueued()
+			return
+		}
+	drain:
+		for len(batch) < maxWriteBatch {
+			select {
+			case req := <-c.writes:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		mu.Lock()
+		kept := batch[:0]
+		for _, req := range batch {
+			k := req.pin.Cid.KeyString()
+			if inFlight[k] {
+				carry = append(carry, req)
+				continue
+			}
+			inFlight[k] = true
+			kept = append(kept, req)
+		}
+		mu.Unlock()
+		if len(kept) == 0 {
+			<-slots
+			// Everything waits for batches in flight: let one finish.
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		wg.Add(1)
+		go func(batch []*writeRequest) {
+			defer wg.Done()
+			keys := make([]string, len(batch))
+			for i, req := range batch {
+				keys[i] = req.pin.Cid.KeyString()
+			}
+			c.writeBatch(ctx, batch)
+			mu.Lock()
+			for _, k := range keys {
+				delete(inFlight, k)
+			}
+			mu.Unlock()
+			<-slots
+		}(kept)
+	}
+}
+
+// failQueued answers the requests still queued when the writer stops.
+func (c *Cluster) failQueued() {
+	for {
+		select {
+		case req := <-c.writes:
+			req.done <- writeResult{err: errShuttingDown}
+		default:
+			return
+		}
+	}
+}
+
+// writeBatch validates, allocates and commits a batch of requests.
+func (c *Cluster) writeBatch(ctx context.Context, batch []*writeRequest) {
+	live := batch[:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.done <- writeResult{err: err}
+			continue
+		}
+		if !req.remove {
+			if err := c.prepare(ctx, req); err != nil {
+				req.done <- writeResult{err: err}
+				continue
+			}
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	fail := func(reqs []*writeRequest, err error) {
+		for _, req := range reqs {
+			req.done <- writeResult{err: err}
+		}
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.PluginCallTimeout.D())
+	defer cancel()
+	cids := make([]core.Cid, len(live))
+	for i, req := range live {
+		cids[i] = req.pin.Cid
+	}
+	existing, err := c.consensus().GetPins(cctx, cids)
+	if err == nil && len(existing) != len(cids) {
+		err = fmt.Errorf("consensus answered %d pins for %d CIDs", len(existing), len(cids))
+	}
+	if err != nil {
+		fail(live, err)
+		return
+	}
+
+	// Check each request against the pin it replaces.
+	var toAllocate []int
+	ok := live[:0]
+	okExisting := existing[:0]
+	for i, req := range live {
+		ex := existing[i]
+		if req.remove {
+			if !ex.Cid.Defined() {
+				req.done <- writeResult{err: core.ErrPinNotFound}
+				continue
+			}
+			if err := checkRemovable(ex); err != nil {
+				req.done <- writeResult{err: err}
+				continue
+			}
+			req.pin = ex
+		} else {
+			if ex.Cid.Defined() && ex.MaxDepth != 0 && req.pin.MaxDepth == 0 {
+				req.done <- writeResult{err: errors.New("cannot repin a CID which is already pinned in recursive mode (new pin is pinned as direct). Unpin it first.")}
+				continue
+			}
+			switch {
+			case req.preset != nil:
+				req.pin.Allocations = req.preset
+			case req.pin.ReplicationFactorMin == -1:
+				req.pin.Allocations = nil
+			default:
+				toAllocate = append(toAllocate, len(ok))
+			}
+		}
+		ok = append(ok, req)
+		okExisting = append(okExisting, ex)
+	}
+	live = ok
+
+	// One allocation request for every pin that needs one.
+	if len(toAllocate) > 0 {
+		errs := c.allocateBatch(cctx, live, okExisting, toAllocate)
+		failed := make(map[int]bool)
+		for j, err := range errs {
+			if err != nil {
+				failed[toAllocate[j]] = true
+				live[toAllocate[j]].done <- writeResult{err: err}
+			}
+		}
+		if len(failed) > 0 {
+			kept := live[:0]
+			for i, req := range live {
+				if !failed[i] {
+					kept = append(kept, req)
+				}
+			}
+			live = kept
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+
+	now := time.Now()
+	ops := make([]core.PinOp, len(live))
+	for i, req := range live {
+		if req.remove {
+			ops[i] = core.PinOp{Remove: true, Pin: core.Pin{Cid: req.pin.Cid}}
+			continue
+		}
+		req.pin.Timestamp = now
+		ops[i] = core.PinOp{Pin: req.pin}
+	}
+	if err := c.consensus().Commit(cctx, ops); err != nil {
+		fail(live, err)
+		return
+	}
+	for _, req := range live {
+		req.done <- writeResult{pin: req.pin}
+	}
+}
+
+// prepare applies defaults and checks a pin before it is looked up.
+func (c *Cluster) prepare(ctx context.Context, req *writeRequest) error {
+	pin := &req.pin
+	if !pin.Cid.Defined() {
+		return errors.New("cannot pin an undefined CID")
+	}
+	if pin.PinUpdate.Defined() && !pin.PinUpdate.Equals(pin.Cid) {
+		from, err := c.consensus().GetPin(ctx, pin.PinUpdate)
+		if err != nil {
+			return err
+		}
+		if from.Type != core.DataType {
+			return errors.New("pin-update only works on pins of type pin")
+		}
+		*pin = updatedFrom(from, *pin)
+		req.preset = from.Allocations
+	}
+	if pin.ReplicationFactorMin == 0 {
+		pin.ReplicationFactorMin = c.cfg.ReplicationFactorMin
+	}
+	if pin.ReplicationFactorMax == 0 {
+		pin.ReplicationFactorMax = c.cfg.ReplicationFactorMax
+	}
+	if err := config.ValidateReplication(pin.ReplicationFactorMin, pin.ReplicationFactorMax); err != nil {
+		return fmt.Errorf("cluster.%w", err)
+	}
+	if !pin.ExpireAt.IsZero() && pin.ExpireAt.Before(time.Now()) {
+		return errors.New("pin.ExpireAt set before current time")
+	}
+	return nil
+}
+
+func checkRemovable(p core.Pin) error {
+	switch p.Type {
+	case core.ShardType:
+		return errors.New("cannot unpin a shard directly. Unpin content root CID instead")
+	case core.ClusterDAGType:
+		return errors.New("cannot unpin a Cluster DAG directly. Unpin content root CID instead")
+	}
+	return nil
+}
