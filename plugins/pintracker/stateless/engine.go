@@ -466,19 +466,24 @@ func (e *engine) take() (opType, []*operation, *batch) {
 // cancelled and its unanswered operations fail.
 func (e *engine) execute(typ opType, ops []*operation, b *batch) {
 	timeout := e.cfg.PinTimeout
+	// Track may replace an operation's pin while it is in flight: read
+	// what the call needs under the lock.
+	cids := make([]core.Cid, len(ops))
+	depths := make([]int, len(ops))
+	e.mu.Lock()
+	for i, op := range ops {
+		cids[i], depths[i] = op.pin.Cid, op.pin.MaxDepth
+	}
+	e.mu.Unlock()
 	var results iter.Seq2[core.IPFSPinResult, error]
 	if typ == opPin {
 		reqs := make([]core.IPFSPinRequest, len(ops))
-		for i, op := range ops {
-			reqs[i] = core.IPFSPinRequest{Cid: op.pin.Cid, MaxDepth: op.pin.MaxDepth, Timeout: timeout}
+		for i := range ops {
+			reqs[i] = core.IPFSPinRequest{Cid: cids[i], MaxDepth: depths[i], Timeout: timeout}
 		}
 		results = e.host.Pin(b.ctx, reqs)
 	} else {
 		timeout = e.cfg.UnpinTimeout
-		cids := make([]core.Cid, len(ops))
-		for i, op := range ops {
-			cids[i] = op.pin.Cid
-		}
 		results = e.host.Unpin(b.ctx, cids)
 	}
 	idle := timeout + timeout/4
@@ -487,8 +492,8 @@ func (e *engine) execute(typ opType, ops []*operation, b *batch) {
 		b.cancel()
 	})
 	pending := make(map[core.Cid]*operation, len(ops))
-	for _, op := range ops {
-		pending[op.pin.Cid] = op
+	for i, op := range ops {
+		pending[cids[i]] = op
 	}
 	var callErr error
 	for r, err := range results {
