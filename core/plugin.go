@@ -50,6 +50,10 @@ type Environment struct {
 	DataDir string
 	// InitPeers are the cluster peers known at start (self included).
 	InitPeers []PeerID
+	// Secret is the cluster secret (32 bytes): plugins that talk to other
+	// peers directly must keep strangers out with it (libp2p private
+	// network key).
+	Secret []byte
 }
 
 // Plugin is the base every plugin kind answers.
@@ -134,6 +138,12 @@ type Consensus interface {
 	Watch(ctx context.Context) iter.Seq2[PinEvent, error]
 	// Peers returns the current peerset.
 	Peers(ctx context.Context) ([]PeerID, error)
+	// AddPeer adds a peer to the peerset; addr is what that peer's
+	// consensus answered to Address.
+	AddPeer(ctx context.Context, p PeerID, addr string) error
+	// Address is where other peers reach this peer's consensus ("" when it
+	// needs no network of its own).
+	Address(ctx context.Context) (string, error)
 	// RemovePeer removes a peer from the peerset.
 	RemovePeer(ctx context.Context, p PeerID) error
 	// Leader returns the current leader, if the consensus has one.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -63,7 +64,9 @@ func newLauncher(logger hclog.Logger) (*pluginhost.Launcher, error) {
 }
 
 func environment(dir string, svc *config.Service, ident *config.Identity, pluginName string) core.Environment {
+	secret, _ := hex.DecodeString(svc.Cluster.Secret) // validated with the config
 	return core.Environment{
+		Secret:    secret,
 		PeerID:    ident.ID,
 		PeerName:  svc.Cluster.Peername,
 		DataDir:   filepath.Join(dir, pluginName),

@@ -58,6 +58,21 @@ func (s *consensusServer) Peers(ctx context.Context, _ *pluginv1.Empty) (*plugin
 	return &pluginv1.PeerIDs{Ids: PeerIDsToProto(ps)}, nil
 }
 
+func (s *consensusServer) AddPeer(ctx context.Context, req *pluginv1.AddPeerRequest) (*pluginv1.Empty, error) {
+	if err := s.impl.AddPeer(ctx, PeerIDFromBytes(req.GetPeer()), req.GetAddress()); err != nil {
+		return nil, toStatus(err)
+	}
+	return empty, nil
+}
+
+func (s *consensusServer) Address(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.AddressResponse, error) {
+	addr, err := s.impl.Address(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.AddressResponse{Address: addr}, nil
+}
+
 func (s *consensusServer) RemovePeer(ctx context.Context, req *pluginv1.PeerRequest) (*pluginv1.Empty, error) {
 	if err := s.impl.RemovePeer(ctx, PeerIDFromBytes(req.GetPeer())); err != nil {
 		return nil, toStatus(err)
@@ -115,6 +130,19 @@ func (c *consensusClient) Peers(ctx context.Context) ([]core.PeerID, error) {
 		return nil, fromStatus(err)
 	}
 	return PeerIDsFromProto(m.GetIds()), nil
+}
+
+func (c *consensusClient) AddPeer(ctx context.Context, p core.PeerID, addr string) error {
+	_, err := c.rpc.AddPeer(ctx, &pluginv1.AddPeerRequest{Peer: PeerIDToBytes(p), Address: addr})
+	return fromStatus(err)
+}
+
+func (c *consensusClient) Address(ctx context.Context) (string, error) {
+	m, err := c.rpc.Address(ctx, empty)
+	if err != nil {
+		return "", fromStatus(err)
+	}
+	return m.GetAddress(), nil
 }
 
 func (c *consensusClient) RemovePeer(ctx context.Context, p core.PeerID) error {

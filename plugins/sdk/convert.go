@@ -777,6 +777,7 @@ func EnvironmentToProto(e core.Environment) *pluginv1.Environment {
 		PeerName:  e.PeerName,
 		DataDir:   e.DataDir,
 		InitPeers: PeerIDsToProto(e.InitPeers),
+		Secret:    e.Secret,
 	}
 }
 
@@ -790,6 +791,7 @@ func EnvironmentFromProto(m *pluginv1.Environment) core.Environment {
 		PeerName:  m.PeerName,
 		DataDir:   m.DataDir,
 		InitPeers: PeerIDsFromProto(m.InitPeers),
+		Secret:    m.Secret,
 	}
 }
 

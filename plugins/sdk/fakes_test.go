@@ -225,6 +225,15 @@ func newFakeConsensus(peers []core.PeerID) *fakeConsensus {
 	}
 }
 
+func (c *fakeConsensus) AddPeer(_ context.Context, p core.PeerID, addr string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peers = append(c.peers, p)
+	return nil
+}
+
+func (c *fakeConsensus) Address(context.Context) (string, error) { return "fake-address", nil }
+
 func (c *fakeConsensus) GetPins(ctx context.Context, cids []core.Cid) ([]core.Pin, error) {
 	out := make([]core.Pin, len(cids))
 	for i, ci := range cids {

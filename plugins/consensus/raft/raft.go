@@ -32,6 +32,7 @@ type Consensus struct {
 	mu    sync.RWMutex
 	cfg   Config
 	store *raftstore.Store
+	self  string
 }
 
 // New returns an unconfigured plugin.
@@ -71,7 +72,7 @@ func (c *Consensus) Configure(ctx context.Context, raw json.RawMessage, env core
 	if err != nil {
 		return fmt.Errorf("opening the raft store in %s: %w", env.DataDir, err)
 	}
-	c.cfg, c.store = cfg, store
+	c.cfg, c.store, c.self = cfg, store, env.PeerID.String()
 	return nil
 }
 
@@ -281,6 +282,28 @@ func (c *Consensus) Peers(ctx context.Context) ([]core.PeerID, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// AddPeer adds a voter to raft; addr is the raft address the peer's own
+// plugin reported.
+func (c *Consensus) AddPeer(ctx context.Context, p core.PeerID, addr string) error {
+	s, err := c.st()
+	if err != nil {
+		return err
+	}
+	if addr == "" {
+		addr = p.String()
+	}
+	return s.AddVoter(ctx, p.String(), addr)
+}
+
+// Address is where other peers reach this peer's raft. A single voter
+// without network answers its peer ID, which is its raft address.
+func (c *Consensus) Address(context.Context) (string, error) {
+	if _, err := c.st(); err != nil {
+		return "", err
+	}
+	return c.self, nil
 }
 
 // RemovePeer removes a voter from raft.

@@ -67,13 +67,114 @@ func (x *PeerRequest) GetPeer() []byte {
 	return nil
 }
 
+type AddPeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPeerRequest) Reset() {
+	*x = AddPeerRequest{}
+	mi := &file_v1_consensus_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPeerRequest) ProtoMessage() {}
+
+func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v1_consensus_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
+func (*AddPeerRequest) Descriptor() ([]byte, []int) {
+	return file_v1_consensus_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AddPeerRequest) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *AddPeerRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type AddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddressResponse) Reset() {
+	*x = AddressResponse{}
+	mi := &file_v1_consensus_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddressResponse) ProtoMessage() {}
+
+func (x *AddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v1_consensus_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddressResponse.ProtoReflect.Descriptor instead.
+func (*AddressResponse) Descriptor() ([]byte, []int) {
+	return file_v1_consensus_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AddressResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 var File_v1_consensus_proto protoreflect.FileDescriptor
 
 const file_v1_consensus_proto_rawDesc = "" +
 	"\n" +
 	"\x12v1/consensus.proto\x12\x15pincluster.plugins.v1\x1a\x0ev1/types.proto\x1a\x0fv1/plugin.proto\"!\n" +
 	"\vPeerRequest\x12\x12\n" +
-	"\x04peer\x18\x01 \x01(\fR\x04peer2\xd6\x04\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\">\n" +
+	"\x0eAddPeerRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"+\n" +
+	"\x0fAddressResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress2\xf7\x05\n" +
 	"\tConsensus\x12G\n" +
 	"\x06GetPin\x12!.pincluster.plugins.v1.CidRequest\x1a\x1a.pincluster.plugins.v1.Pin\x12G\n" +
 	"\bListPins\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1b.pincluster.plugins.v1.Pins0\x01\x12C\n" +
@@ -81,6 +182,8 @@ const file_v1_consensus_proto_rawDesc = "" +
 	"\x06Commit\x12\x1d.pincluster.plugins.v1.PinOps\x1a\x1c.pincluster.plugins.v1.Empty\x12H\n" +
 	"\x05Watch\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1f.pincluster.plugins.v1.PinEvent0\x01\x12E\n" +
 	"\x05Peers\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1e.pincluster.plugins.v1.PeerIDs\x12N\n" +
+	"\aAddPeer\x12%.pincluster.plugins.v1.AddPeerRequest\x1a\x1c.pincluster.plugins.v1.Empty\x12O\n" +
+	"\aAddress\x12\x1c.pincluster.plugins.v1.Empty\x1a&.pincluster.plugins.v1.AddressResponse\x12N\n" +
 	"\n" +
 	"RemovePeer\x12\".pincluster.plugins.v1.PeerRequest\x1a\x1c.pincluster.plugins.v1.Empty\x12J\n" +
 	"\x06Leader\x12\x1c.pincluster.plugins.v1.Empty\x1a\".pincluster.plugins.v1.PeerRequestB<Z:github.com/pincluster/pincluster/plugins/proto/v1;pluginv1b\x06proto3"
@@ -97,40 +200,46 @@ func file_v1_consensus_proto_rawDescGZIP() []byte {
 	return file_v1_consensus_proto_rawDescData
 }
 
-var file_v1_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_v1_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_v1_consensus_proto_goTypes = []any{
-	(*PeerRequest)(nil), // 0: pincluster.plugins.v1.PeerRequest
-	(*CidRequest)(nil),  // 1: pincluster.plugins.v1.CidRequest
-	(*Empty)(nil),       // 2: pincluster.plugins.v1.Empty
-	(*Cids)(nil),        // 3: pincluster.plugins.v1.Cids
-	(*PinOps)(nil),      // 4: pincluster.plugins.v1.PinOps
-	(*Pin)(nil),         // 5: pincluster.plugins.v1.Pin
-	(*Pins)(nil),        // 6: pincluster.plugins.v1.Pins
-	(*PinEvent)(nil),    // 7: pincluster.plugins.v1.PinEvent
-	(*PeerIDs)(nil),     // 8: pincluster.plugins.v1.PeerIDs
+	(*PeerRequest)(nil),     // 0: pincluster.plugins.v1.PeerRequest
+	(*AddPeerRequest)(nil),  // 1: pincluster.plugins.v1.AddPeerRequest
+	(*AddressResponse)(nil), // 2: pincluster.plugins.v1.AddressResponse
+	(*CidRequest)(nil),      // 3: pincluster.plugins.v1.CidRequest
+	(*Empty)(nil),           // 4: pincluster.plugins.v1.Empty
+	(*Cids)(nil),            // 5: pincluster.plugins.v1.Cids
+	(*PinOps)(nil),          // 6: pincluster.plugins.v1.PinOps
+	(*Pin)(nil),             // 7: pincluster.plugins.v1.Pin
+	(*Pins)(nil),            // 8: pincluster.plugins.v1.Pins
+	(*PinEvent)(nil),        // 9: pincluster.plugins.v1.PinEvent
+	(*PeerIDs)(nil),         // 10: pincluster.plugins.v1.PeerIDs
 }
 var file_v1_consensus_proto_depIdxs = []int32{
-	1, // 0: pincluster.plugins.v1.Consensus.GetPin:input_type -> pincluster.plugins.v1.CidRequest
-	2, // 1: pincluster.plugins.v1.Consensus.ListPins:input_type -> pincluster.plugins.v1.Empty
-	3, // 2: pincluster.plugins.v1.Consensus.GetPins:input_type -> pincluster.plugins.v1.Cids
-	4, // 3: pincluster.plugins.v1.Consensus.Commit:input_type -> pincluster.plugins.v1.PinOps
-	2, // 4: pincluster.plugins.v1.Consensus.Watch:input_type -> pincluster.plugins.v1.Empty
-	2, // 5: pincluster.plugins.v1.Consensus.Peers:input_type -> pincluster.plugins.v1.Empty
-	0, // 6: pincluster.plugins.v1.Consensus.RemovePeer:input_type -> pincluster.plugins.v1.PeerRequest
-	2, // 7: pincluster.plugins.v1.Consensus.Leader:input_type -> pincluster.plugins.v1.Empty
-	5, // 8: pincluster.plugins.v1.Consensus.GetPin:output_type -> pincluster.plugins.v1.Pin
-	6, // 9: pincluster.plugins.v1.Consensus.ListPins:output_type -> pincluster.plugins.v1.Pins
-	6, // 10: pincluster.plugins.v1.Consensus.GetPins:output_type -> pincluster.plugins.v1.Pins
-	2, // 11: pincluster.plugins.v1.Consensus.Commit:output_type -> pincluster.plugins.v1.Empty
-	7, // 12: pincluster.plugins.v1.Consensus.Watch:output_type -> pincluster.plugins.v1.PinEvent
-	8, // 13: pincluster.plugins.v1.Consensus.Peers:output_type -> pincluster.plugins.v1.PeerIDs
-	2, // 14: pincluster.plugins.v1.Consensus.RemovePeer:output_type -> pincluster.plugins.v1.Empty
-	0, // 15: pincluster.plugins.v1.Consensus.Leader:output_type -> pincluster.plugins.v1.PeerRequest
-	8, // [8:16] is the sub-list for method output_type
-	0, // [0:8] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	3,  // 0: pincluster.plugins.v1.Consensus.GetPin:input_type -> pincluster.plugins.v1.CidRequest
+	4,  // 1: pincluster.plugins.v1.Consensus.ListPins:input_type -> pincluster.plugins.v1.Empty
+	5,  // 2: pincluster.plugins.v1.Consensus.GetPins:input_type -> pincluster.plugins.v1.Cids
+	6,  // 3: pincluster.plugins.v1.Consensus.Commit:input_type -> pincluster.plugins.v1.PinOps
+	4,  // 4: pincluster.plugins.v1.Consensus.Watch:input_type -> pincluster.plugins.v1.Empty
+	4,  // 5: pincluster.plugins.v1.Consensus.Peers:input_type -> pincluster.plugins.v1.Empty
+	1,  // 6: pincluster.plugins.v1.Consensus.AddPeer:input_type -> pincluster.plugins.v1.AddPeerRequest
+	4,  // 7: pincluster.plugins.v1.Consensus.Address:input_type -> pincluster.plugins.v1.Empty
+	0,  // 8: pincluster.plugins.v1.Consensus.RemovePeer:input_type -> pincluster.plugins.v1.PeerRequest
+	4,  // 9: pincluster.plugins.v1.Consensus.Leader:input_type -> pincluster.plugins.v1.Empty
+	7,  // 10: pincluster.plugins.v1.Consensus.GetPin:output_type -> pincluster.plugins.v1.Pin
+	8,  // 11: pincluster.plugins.v1.Consensus.ListPins:output_type -> pincluster.plugins.v1.Pins
+	8,  // 12: pincluster.plugins.v1.Consensus.GetPins:output_type -> pincluster.plugins.v1.Pins
+	4,  // 13: pincluster.plugins.v1.Consensus.Commit:output_type -> pincluster.plugins.v1.Empty
+	9,  // 14: pincluster.plugins.v1.Consensus.Watch:output_type -> pincluster.plugins.v1.PinEvent
+	10, // 15: pincluster.plugins.v1.Consensus.Peers:output_type -> pincluster.plugins.v1.PeerIDs
+	4,  // 16: pincluster.plugins.v1.Consensus.AddPeer:output_type -> pincluster.plugins.v1.Empty
+	2,  // 17: pincluster.plugins.v1.Consensus.Address:output_type -> pincluster.plugins.v1.AddressResponse
+	4,  // 18: pincluster.plugins.v1.Consensus.RemovePeer:output_type -> pincluster.plugins.v1.Empty
+	0,  // 19: pincluster.plugins.v1.Consensus.Leader:output_type -> pincluster.plugins.v1.PeerRequest
+	10, // [10:20] is the sub-list for method output_type
+	0,  // [0:10] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_v1_consensus_proto_init() }
@@ -146,7 +255,7 @@ func file_v1_consensus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v1_consensus_proto_rawDesc), len(file_v1_consensus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	Consensus_Commit_FullMethodName     = "/pincluster.plugins.v1.Consensus/Commit"
 	Consensus_Watch_FullMethodName      = "/pincluster.plugins.v1.Consensus/Watch"
 	Consensus_Peers_FullMethodName      = "/pincluster.plugins.v1.Consensus/Peers"
+	Consensus_AddPeer_FullMethodName    = "/pincluster.plugins.v1.Consensus/AddPeer"
+	Consensus_Address_FullMethodName    = "/pincluster.plugins.v1.Consensus/Address"
 	Consensus_RemovePeer_FullMethodName = "/pincluster.plugins.v1.Consensus/RemovePeer"
 	Consensus_Leader_FullMethodName     = "/pincluster.plugins.v1.Consensus/Leader"
 )
@@ -43,6 +45,8 @@ type ConsensusClient interface {
 	Commit(ctx context.Context, in *PinOps, opts ...grpc.CallOption) (*Empty, error)
 	Watch(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PinEvent], error)
 	Peers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PeerIDs, error)
+	AddPeer(ctx context.Context, in *AddPeerRequest, opts ...grpc.CallOption) (*Empty, error)
+	Address(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*AddressResponse, error)
 	RemovePeer(ctx context.Context, in *PeerRequest, opts ...grpc.CallOption) (*Empty, error)
 	Leader(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*PeerRequest, error)
 }
@@ -133,6 +137,26 @@ func (c *consensusClient) Peers(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *consensusClient) AddPeer(ctx context.Context, in *AddPeerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Consensus_AddPeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consensusClient) Address(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*AddressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddressResponse)
+	err := c.cc.Invoke(ctx, Consensus_Address_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *consensusClient) RemovePeer(ctx context.Context, in *PeerRequest, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -165,6 +189,8 @@ type ConsensusServer interface {
 	Commit(context.Context, *PinOps) (*Empty, error)
 	Watch(*Empty, grpc.ServerStreamingServer[PinEvent]) error
 	Peers(context.Context, *Empty) (*PeerIDs, error)
+	AddPeer(context.Context, *AddPeerRequest) (*Empty, error)
+	Address(context.Context, *Empty) (*AddressResponse, error)
 	RemovePeer(context.Context, *PeerRequest) (*Empty, error)
 	Leader(context.Context, *Empty) (*PeerRequest, error)
 	mustEmbedUnimplementedConsensusServer()
@@ -194,6 +220,12 @@ func (UnimplementedConsensusServer) Watch(*Empty, grpc.ServerStreamingServer[Pin
 }
 func (UnimplementedConsensusServer) Peers(context.Context, *Empty) (*PeerIDs, error) {
 	return nil, status.Error(codes.Unimplemented, "method Peers not implemented")
+}
+func (UnimplementedConsensusServer) AddPeer(context.Context, *AddPeerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPeer not implemented")
+}
+func (UnimplementedConsensusServer) Address(context.Context, *Empty) (*AddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Address not implemented")
 }
 func (UnimplementedConsensusServer) RemovePeer(context.Context, *PeerRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemovePeer not implemented")
@@ -316,6 +348,42 @@ func _Consensus_Peers_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Consensus_AddPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsensusServer).AddPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Consensus_AddPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsensusServer).AddPeer(ctx, req.(*AddPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Consensus_Address_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsensusServer).Address(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Consensus_Address_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsensusServer).Address(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Consensus_RemovePeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PeerRequest)
 	if err := dec(in); err != nil {
@@ -374,6 +442,14 @@ var Consensus_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Peers",
 			Handler:    _Consensus_Peers_Handler,
+		},
+		{
+			MethodName: "AddPeer",
+			Handler:    _Consensus_AddPeer_Handler,
+		},
+		{
+			MethodName: "Address",
+			Handler:    _Consensus_Address_Handler,
 		},
 		{
 			MethodName: "RemovePeer",

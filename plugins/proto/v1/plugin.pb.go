@@ -114,6 +114,7 @@ type Environment struct {
 	PeerName      string                 `protobuf:"bytes,2,opt,name=peer_name,json=peerName,proto3" json:"peer_name,omitempty"`
 	DataDir       string                 `protobuf:"bytes,3,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
 	InitPeers     [][]byte               `protobuf:"bytes,4,rep,name=init_peers,json=initPeers,proto3" json:"init_peers,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,6 +173,13 @@ func (x *Environment) GetDataDir() string {
 func (x *Environment) GetInitPeers() [][]byte {
 	if x != nil {
 		return x.InitPeers
+	}
+	return nil
+}
+
+func (x *Environment) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
 	}
 	return nil
 }
@@ -291,13 +299,14 @@ const file_v1_plugin_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12+\n" +
 	"\x11protocol_versions\x18\x04 \x03(\x05R\x10protocolVersions\x12\"\n" +
 	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x12%\n" +
-	"\x0edefault_config\x18\x06 \x01(\fR\rdefaultConfig\"}\n" +
+	"\x0edefault_config\x18\x06 \x01(\fR\rdefaultConfig\"\x95\x01\n" +
 	"\vEnvironment\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x12\x1b\n" +
 	"\tpeer_name\x18\x02 \x01(\tR\bpeerName\x12\x19\n" +
 	"\bdata_dir\x18\x03 \x01(\tR\adataDir\x12\x1d\n" +
 	"\n" +
-	"init_peers\x18\x04 \x03(\fR\tinitPeers\"\x86\x01\n" +
+	"init_peers\x18\x04 \x03(\fR\tinitPeers\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\fR\x06secret\"\x86\x01\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x124\n" +
 	"\x03env\x18\x02 \x01(\v2\".pincluster.plugins.v1.EnvironmentR\x03env\x12$\n" +
