@@ -15,6 +15,11 @@
 // Errors returned by Cluster methods are mapped to HTTP statuses as
 // follows: an error whose text is exactly "pin is not part of the pinset"
 // (core.ErrPinNotFound) answers 404; an error that is (or wraps) a
-// core.Error with a Code between 400 and 599 answers that code; any other
-// error answers 500. The body is always {"code":N,"message":"..."}.
+// core.Error with a Code between 400 and 599 answers that code; an error
+// with an HTTPStatus() int method answers that status (a plugin that is
+// restarting answers 503); any other error answers 500. The body is always
+// {"code":N,"message":"..."}.
+//
+// Besides IPFS Cluster's routes the server answers GET /plugins and
+// POST /plugins/reload when given a PluginAdmin (WithPluginAdmin).
 package rest

@@ -36,9 +36,13 @@ type route struct {
 
 // routes lists the endpoints in registration order. gorilla/mux picks the
 // first match, so the order is part of the API: the sync routes and the
-// recover routes must precede the generic POST /pins/{hash}.
+// recover routes must precede the generic POST /pins/{hash}. pincluster's
+// own routes come first: a route registered after IPFS Cluster's would
+// change which of their wrong-method requests answer 405 and which 404.
 func (s *Server) routes() []route {
 	return []route{
+		{"Plugins", "GET", "/plugins", s.pluginsHandler},
+		{"PluginsReload", "POST", "/plugins/reload", s.pluginsReloadHandler},
 		{"ID", "GET", "/id", s.idHandler},
 		{"Version", "GET", "/version", s.versionHandler},
 		{"Peers", "GET", "/peers", s.peersHandler},

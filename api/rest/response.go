@@ -31,7 +31,8 @@ func errBadRequest(msg string) error { return &httpError{status: http.StatusBadR
 // errorStatus is the status an error is answered with when the handler
 // leaves the choice to the server: 404 iff the text is exactly the
 // "pin is not part of the pinset" message, the code of a core.Error (or an
-// internal httpError) when it is a 4xx or 5xx code, else 500.
+// internal httpError, or an error with an HTTPStatus method, such as a
+// plugin that is restarting) when it is a 4xx or 5xx code, else 500.
 func errorStatus(err error) int {
 	if err.Error() == core.ErrPinNotFound.Error() {
 		return http.StatusNotFound
@@ -39,6 +40,10 @@ func errorStatus(err error) int {
 	var he *httpError
 	if errors.As(err, &he) && he.status >= 400 && he.status <= 599 {
 		return he.status
+	}
+	var hs interface{ HTTPStatus() int }
+	if errors.As(err, &hs) && hs.HTTPStatus() >= 400 && hs.HTTPStatus() <= 599 {
+		return hs.HTTPStatus()
 	}
 	var ce core.Error
 	if errors.As(err, &ce) && ce.Code >= 400 && ce.Code <= 599 {

@@ -20,6 +20,7 @@ import (
 type Server struct {
 	cfg     Config
 	cluster Cluster
+	plugins PluginAdmin // nil: the plugin endpoints answer 501
 	logger  hclog.Logger
 
 	handler http.Handler
@@ -46,7 +47,7 @@ type Server struct {
 // NewServer validates cfg and builds a server answering with cluster. A
 // nil logger discards logs. The server does not listen until Start or
 // Serve is called.
-func NewServer(cfg Config, cluster Cluster, logger hclog.Logger) (*Server, error) {
+func NewServer(cfg Config, cluster Cluster, logger hclog.Logger, opts ...ServerOption) (*Server, error) {
 	if cluster == nil {
 		return nil, errors.New("rest: cluster must not be nil")
 	}
@@ -60,6 +61,9 @@ func NewServer(cfg Config, cluster Cluster, logger hclog.Logger) (*Server, error
 		cfg:     cfg,
 		cluster: cluster,
 		logger:  logger,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 
 	if cfg.SSLCertFile != "" {

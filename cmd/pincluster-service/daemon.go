@@ -34,13 +34,25 @@ func cmdDaemon(g globals, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the plugin configuration; it is caught before the
+	// peer starts so that an early one does not kill the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	p, err := startPeer(ctx, g.configDir, svc, ident, logger)
 	if err != nil {
 		return err
 	}
 	logger.Info("peer ready", "id", ident.ID, "api", p.api.Addrs())
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			logger.Info("SIGHUP: reloading the plugin configuration")
+			_, _ = p.admin.ReloadPlugins(ctx) // the outcome is logged
+		case <-ctx.Done():
+		}
+	}
 	logger.Info("shutting down")
 	p.shutdown()
 	return nil
@@ -49,7 +61,8 @@ func cmdDaemon(g globals, args []string) error {
 // peer is a running pincluster peer: its plugins, orchestrator and API.
 type peer struct {
 	logger  hclog.Logger
-	plugins []*pluginhost.Plugin
+	plugins *pluginhost.Supervisor
+	admin   *pluginAdmin
 	cluster *cluster.Cluster
 	api     *rest.Server
 }
@@ -83,24 +96,31 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	if err != nil {
 		return nil, err
 	}
-	p := &peer{logger: logger, cluster: c}
+	env := func(choice config.PluginChoice) core.Environment {
+		return environment(dir, svc, ident, choice.Name)
+	}
+	sup := pluginhost.NewSupervisor(launcher, c.Host(), env, pluginhost.Options{
+		CallTimeout: svc.Cluster.PluginCallTimeout.D(),
+	})
+	p := &peer{logger: logger, cluster: c, plugins: sup, admin: &pluginAdmin{dir: dir, sup: sup, logger: logger.Named("plugins")}}
 	ok := false
 	defer func() {
 		if !ok {
 			p.shutdown()
 		}
 	}()
+	// Each kind is started and attached before the next, which may call
+	// back into it; the orchestrator holds the supervisor's proxies, which
+	// survive plugin restarts and swaps.
 	for _, k := range core.Kinds {
 		choice, err := svc.Plugin(k)
 		if err != nil {
 			return nil, err
 		}
-		pl, err := launcher.Launch(ctx, choice, environment(dir, svc, ident, choice.Name), c.Host())
-		if err != nil {
+		if err := sup.Start(ctx, choice); err != nil {
 			return nil, err
 		}
-		p.plugins = append(p.plugins, pl)
-		if err := c.Use(k, pl.Impl()); err != nil {
+		if err := c.Use(k, sup.Proxy(k)); err != nil {
 			return nil, fmt.Errorf("plugin %s %q: %w", k, choice.Name, err)
 		}
 	}
@@ -114,7 +134,7 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 			return nil, fmt.Errorf("service.json: api.restapi: %w", err)
 		}
 	}
-	api, err := rest.NewServer(restCfg, c, logger.Named("restapi"))
+	api, err := rest.NewServer(restCfg, c, logger.Named("restapi"), rest.WithPluginAdmin(p.admin))
 	if err != nil {
 		return nil, fmt.Errorf("service.json: api.restapi: %w", err)
 	}
@@ -134,7 +154,5 @@ func (p *peer) shutdown() {
 		_ = p.api.Shutdown(ctx)
 	}
 	p.cluster.Shutdown()
-	for i := len(p.plugins) - 1; i >= 0; i-- {
-		p.plugins[i].Stop(ctx)
-	}
+	p.plugins.Stop(ctx)
 }

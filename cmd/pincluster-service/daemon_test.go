@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +30,12 @@ import (
 var serviceBinary string
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as an external plugin for the fault tests:
+	// `<test binary> serve-test-plugin <mode> [args]`.
+	if len(os.Args) >= 3 && os.Args[1] == "serve-test-plugin" {
+		serveTestPlugin(os.Args[2], os.Args[3:])
+		return
+	}
 	dir, err := os.MkdirTemp("", "pincluster-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -45,8 +53,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by freePort
+)
+
+// freePort returns a loopback TCP port nothing listens on, for a daemon to
+// listen on later. It is picked below the kernel's range of ephemeral ports
+// (32768 and up on Linux), so that no outgoing connection takes it in the
+// meantime, and never twice in one run.
 func freePort(t testing.TB) int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if ports[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports[p] = true
+		return p
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,8 +93,27 @@ type daemon struct {
 	dir  string
 	api  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *logBuffer
 	done chan struct{}
+}
+
+// logBuffer collects a daemon's output; tests may read it while the daemon
+// writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // newDaemonDir initialises a config folder whose API listens on a free
@@ -86,6 +137,21 @@ func newDaemonDir(t testing.TB) (dir, api string) {
 	rest["http_listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
 	svc.API["restapi"], _ = json.Marshal(rest)
 	svc.Cluster.ListenMultiaddress = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))}
+	// Plugins that listen (the embedded IPFS node, raft's host) do so on
+	// fixed ports by default: give each test daemon its own, so that
+	// daemons can run side by side.
+	for _, sections := range []config.Sections{svc.IPFSConnector, svc.Consensus} {
+		for name, raw := range sections {
+			var sec map[string]any
+			if json.Unmarshal(raw, &sec) != nil {
+				continue
+			}
+			if _, ok := sec["listen_multiaddress"]; ok {
+				sec["listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
+				sections[name], _ = json.Marshal(sec)
+			}
+		}
+	}
 	if err := svc.Save(filepath.Join(dir, config.ServiceFile)); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +161,7 @@ func newDaemonDir(t testing.TB) (dir, api string) {
 // startDaemon runs the daemon on dir and waits until its API answers.
 func startDaemon(t testing.TB, dir, api string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dir: dir, api: api, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	d := &daemon{t: t, dir: dir, api: api, logs: &logBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(serviceBinary, "--config", dir, "daemon")
 	d.cmd.Stdout = d.logs
 	d.cmd.Stderr = d.logs

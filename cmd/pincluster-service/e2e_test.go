@@ -13,6 +13,7 @@ import (
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/core/pluginhost"
 )
 
 // Known kubo CIDs of a file holding "hello\n".
@@ -32,6 +33,7 @@ func randomCid(t testing.TB) string {
 }
 
 func TestDaemonEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir, api := newDaemonDir(t)
 	d := startDaemon(t, dir, api)
 	ident, err := config.LoadIdentity(filepath.Join(dir, config.IdentityFile))
@@ -291,8 +293,17 @@ func TestDaemonEndToEnd(t *testing.T) {
 }
 
 func TestDaemonKillLeavesNoPlugins(t *testing.T) {
+	t.Parallel()
 	dir, api := newDaemonDir(t)
 	d := startDaemon(t, dir, api)
+	// Plugins started again after a crash die with their core too.
+	alloc := d.plugins()[core.KindAllocator]
+	if err := syscall.Kill(alloc.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitPlugin(core.KindAllocator, "restarted", func(p pluginhost.Info) bool {
+		return p.State == pluginhost.StateRunning && p.Restarts == 1
+	})
 	kids := childrenOf(t, d.cmd.Process.Pid)
 	if len(kids) < 4 {
 		t.Fatalf("expected 4 plugin processes, found %v", kids)

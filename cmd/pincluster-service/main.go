@@ -7,7 +7,9 @@
 //	pincluster-service [--config DIR] state cleanup [-f]
 //
 // The same binary serves the built-in plugins: the daemon starts each one
-// as `pincluster-service plugin <kind> <name>` in a process of its own.
+// as `pincluster-service plugin <kind> <name>` in a process of its own,
+// restarts it if it dies, and reloads the plugin configuration on SIGHUP
+// (see docs/operations.md).
 package main
 
 import (
@@ -32,7 +34,8 @@ Usage:
 
 Commands:
   init             write service.json and identity.json into the config folder
-  daemon           run the peer (initialises the config folder on first run)
+  daemon           run the peer (initialises the config folder on first run;
+                   SIGHUP reloads the plugin sections of service.json)
   state export     write the pinset as one JSON pin per line
   state import     replace the pinset with an exported one
   state cleanup    delete the pinset and the consensus data

@@ -3,6 +3,10 @@
 // them. Built-in plugins are served by the service binary itself, started
 // again with the "plugin <kind> <name>" sub-command; external plugins are
 // any executable named in service.json, optionally checked by sha256.
+//
+// A Supervisor keeps one plugin of each kind running for the core: it hands
+// out a stable proxy per kind, restarts a plugin that dies or hangs, and
+// swaps stateless plugins on a running peer (see supervisor.go).
 package pluginhost
 
 import (
@@ -42,12 +46,15 @@ type Launcher struct {
 
 // Plugin is one running plugin process.
 type Plugin struct {
-	Choice  config.PluginChoice
-	Desc    core.Description
-	Pid     int
-	Started time.Time
+	Choice config.PluginChoice
+	Desc   core.Description
+	Pid    int
+	// Protocol is the protocol version negotiated in the handshake.
+	Protocol int
+	Started  time.Time
 
 	client *plugin.Client
+	cmd    *exec.Cmd
 	impl   core.Plugin
 
 	stopOnce sync.Once
@@ -97,7 +104,7 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 		GRPCDialOptions:  sdk.ClientGRPCDialOptions(),
 		StartTimeout:     l.startTimeout(),
 	})
-	p := &Plugin{Choice: choice, client: client, Started: time.Now()}
+	p := &Plugin{Choice: choice, client: client, cmd: cmd, Started: time.Now()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -112,6 +119,7 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 	if rc := client.ReattachConfig(); rc != nil {
 		p.Pid = rc.Pid
 	}
+	p.Protocol = client.NegotiatedVersion()
 	raw, err := rpc.Dispense(string(choice.Kind))
 	if err != nil {
 		return nil, fmt.Errorf("plugin does not serve the %s kind: %w", choice.Kind, err)
@@ -200,6 +208,19 @@ func (p *Plugin) Stop(ctx context.Context) {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = p.impl.Close(cctx)
 			cancel()
+		}
+		p.client.Kill()
+	})
+}
+
+// Kill ends the plugin process at once (SIGKILL), without asking it to
+// close: for a plugin that died or hangs.
+func (p *Plugin) Kill() {
+	p.stopOnce.Do(func() {
+		// os.Process knows when the process has been reaped, so this never
+		// signals a recycled pid.
+		if p.cmd != nil && p.cmd.Process != nil {
+			_ = p.cmd.Process.Kill()
 		}
 		p.client.Kill()
 	})

@@ -23,10 +23,16 @@ import (
 // The test binary doubles as an external plugin executable:
 // `<test binary> serve-test-plugin <mode>`.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "serve-test-plugin" {
+	if len(os.Args) >= 3 && os.Args[1] == "serve-test-plugin" {
 		switch os.Args[2] {
 		case "balanced":
 			sdk.Serve(balanced.New())
+		case "allocator":
+			// serve-test-plugin allocator <behaviour of Allocate> [arg]
+			sdk.Serve(newTestAllocator(os.Args[3:]))
+		case "ipfs":
+			// serve-test-plugin ipfs <marker file> <crash after n pins>
+			sdk.Serve(newTestConnector(os.Args[3:]))
 		case "future-protocol":
 			// A plugin built for a protocol version this core does not know.
 			set := sdk.VersionedPlugins(balanced.New())[core.ProtocolVersion]
@@ -41,16 +47,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func testPlugin(t *testing.T, mode string) *config.ExternalPlugin {
+func testPlugin(t testing.TB, mode string, args ...string) *config.ExternalPlugin {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &config.ExternalPlugin{Path: exe, Args: []string{"serve-test-plugin", mode}}
+	return &config.ExternalPlugin{Path: exe, Args: append([]string{"serve-test-plugin", mode}, args...)}
 }
 
 func launcher() *Launcher {
-	return &Launcher{Logger: hclog.NewNullLogger(), StartTimeout: 20 * time.Second,
+	return &Launcher{Logger: testLogger(), StartTimeout: 20 * time.Second,
 		Builtin: func(core.Kind, string) bool { return false }}
 }
 
@@ -116,4 +122,12 @@ func TestLaunchFailuresSayWhy(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// testLogger discards logs unless PLUGINHOST_TEST_LOG is set.
+func testLogger() hclog.Logger {
+	if os.Getenv("PLUGINHOST_TEST_LOG") == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Debug, Output: os.Stderr})
 }

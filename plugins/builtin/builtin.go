@@ -8,8 +8,10 @@ import (
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/plugins/allocator/balanced"
+	"github.com/pincluster/pincluster/plugins/allocator/rendezvous"
 	"github.com/pincluster/pincluster/plugins/consensus/raft"
 	"github.com/pincluster/pincluster/plugins/ipfsconnector/embedded"
+	"github.com/pincluster/pincluster/plugins/ipfsconnector/kubo"
 	"github.com/pincluster/pincluster/plugins/pintracker/stateless"
 )
 
@@ -21,8 +23,10 @@ type key struct {
 var registry = map[key]func() core.Plugin{
 	{core.KindConsensus, raft.Name}:         func() core.Plugin { return raft.New() },
 	{core.KindAllocator, balanced.Name}:     func() core.Plugin { return balanced.New() },
+	{core.KindAllocator, rendezvous.Name}:   func() core.Plugin { return rendezvous.New() },
 	{core.KindPinTracker, stateless.Name}:   func() core.Plugin { return stateless.New() },
 	{core.KindIPFSConnector, embedded.Name}: func() core.Plugin { return embedded.New() },
+	{core.KindIPFSConnector, kubo.Name}:     func() core.Plugin { return kubo.New() },
 }
 
 // Defaults names the built-in plugin used for each kind by a new config.

@@ -4,18 +4,84 @@
 //
 // # Writing a plugin
 //
-// A plugin is a binary whose main hands an implementation of one of the
-// kinds (core.Consensus, core.Allocator, core.PinTracker or
-// core.IPFSConnector) to Serve:
+// This package is the only one of pincluster a plugin imports: besides
+// Serve and Logger it re-exports, as aliases, the types of package core a
+// plugin needs (Pin, Cid, PeerID, Metric, the four kind interfaces
+// Consensus, Allocator, PinTracker and IPFSConnector, Description,
+// Environment, Host, AllocateRequest, ..., the statuses and kinds, and
+// ProtocolVersion). A plugin is a binary whose main hands an
+// implementation of one kind to Serve. A complete allocator, which gives
+// each pin the peers with a valid metric in peer ID order:
 //
-//	func main() {
-//		sdk.Serve(myallocator.New())
+//	package main
+//
+//	import (
+//		"context"
+//		"encoding/json"
+//		"slices"
+//		"time"
+//
+//		"github.com/pincluster/pincluster/plugins/sdk"
+//	)
+//
+//	type firstPeers struct{}
+//
+//	func (firstPeers) Describe(context.Context) (sdk.Description, error) {
+//		return sdk.Description{
+//			Kind:             sdk.KindAllocator,
+//			Name:             "first",
+//			Version:          "0.1.0",
+//			ProtocolVersions: []int{sdk.ProtocolVersion},
+//			DefaultConfig:    json.RawMessage(`{}`),
+//		}, nil
+//	}
+//
+//	func (firstPeers) Configure(context.Context, json.RawMessage, sdk.Environment, sdk.Host) error {
+//		return nil
+//	}
+//
+//	func (firstPeers) Close(context.Context) error { return nil }
+//
+//	func (firstPeers) Allocate(_ context.Context, req sdk.AllocateRequest) ([]sdk.AllocateResult, error) {
+//		var usable []sdk.PeerID
+//		for _, m := range req.Metrics {
+//			if m.Valid && !m.Expired(time.Now()) && !slices.Contains(usable, m.Peer) {
+//				usable = append(usable, m.Peer)
+//			}
+//		}
+//		slices.Sort(usable)
+//		out := make([]sdk.AllocateResult, len(req.Pins))
+//		for i, pin := range req.Pins {
+//			var peers []sdk.PeerID
+//			for _, p := range append(slices.Clone(pin.Priority), usable...) {
+//				if slices.Contains(usable, p) && !slices.Contains(pin.Current, p) && !slices.Contains(peers, p) {
+//					peers = append(peers, p)
+//				}
+//			}
+//			if len(peers) < pin.Needed {
+//				out[i].Error = "not enough peers to allocate CID"
+//				continue
+//			}
+//			out[i].Peers = peers[:min(len(peers), pin.Wanted)]
+//		}
+//		return out, nil
+//	}
+//
+//	func main() { sdk.Serve(firstPeers{}) }
+//
+// Its test runs the conformance suite of its kind through the real gRPC
+// boundary (package conformance, which uses package sdktest):
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.TestAllocator(t, func() sdk.Allocator { return firstPeers{} }, nil)
 //	}
 //
 // Serve asks the implementation's Describe for its kind, serves it, and
 // returns once the core is done with it. Log through Logger(): its JSON
 // lines on standard error reach the core's log under the plugin's name.
 // Never write to standard output before Serve: it carries the handshake.
+// docs/plugins.md is the tutorial (build, configure, test, debug) and the
+// reference of the protocol.
 //
 // The core calls Configure before anything else, with the plugin's config
 // section, its environment and a core.Host (or nil) that calls back into

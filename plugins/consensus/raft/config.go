@@ -3,8 +3,12 @@ package raft
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/plugins/consensus/raft/raftstore"
 )
@@ -12,8 +16,21 @@ import (
 // Config is the plugin's section of service.json (consensus.raft). Its keys
 // and defaults follow IPFS Cluster's raft consensus.
 type Config struct {
-	// InitPeerset are the peer IDs of the voters of a new cluster; empty
-	// means this peer alone.
+	// ListenMultiaddress is where the plugin's own libp2p host listens for
+	// the raft traffic of the other peers (TCP). Empty disables the
+	// network: the peer can then only be a cluster of one.
+	ListenMultiaddress string `json:"listen_multiaddress"`
+	// AnnounceMultiaddress, when set, is the address other peers use to
+	// reach this one (behind NAT or port mapping), instead of one derived
+	// from ListenMultiaddress.
+	AnnounceMultiaddress string `json:"announce_multiaddress"`
+	// Join makes a peer without raft state wait to be added to an existing
+	// cluster (AddPeer on a member) instead of starting a cluster of its
+	// own.
+	Join bool `json:"join"`
+	// InitPeerset are the voters of a new cluster, each "<peer ID>" (this
+	// peer) or "<peer ID>=<raft multiaddr>" (the others, as their
+	// Address() reports it); empty means this peer alone.
 	InitPeerset          []string        `json:"init_peerset"`
 	WaitForLeaderTimeout config.Duration `json:"wait_for_leader_timeout"`
 	NetworkTimeout       config.Duration `json:"network_timeout"`
@@ -32,9 +49,13 @@ type Config struct {
 	DataFolder string `json:"data_folder,omitempty"`
 }
 
+// DefaultListenMultiaddress is where the raft host listens by default.
+const DefaultListenMultiaddress = "/ip4/0.0.0.0/tcp/9098"
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		ListenMultiaddress:   DefaultListenMultiaddress,
 		InitPeerset:          []string{},
 		WaitForLeaderTimeout: config.Duration(raftstore.DefaultWaitForLeaderTimeout),
 		NetworkTimeout:       config.Duration(10 * time.Second),
@@ -64,7 +85,54 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	if cfg.BackupsRotate < 1 {
 		return cfg, fmt.Errorf("consensus.raft.backups_rotate must be at least 1")
 	}
+	if cfg.NetworkTimeout <= 0 {
+		return cfg, fmt.Errorf("consensus.raft.network_timeout must be positive")
+	}
+	if cfg.ListenMultiaddress != "" {
+		if _, err := ma.NewMultiaddr(cfg.ListenMultiaddress); err != nil {
+			return cfg, fmt.Errorf("consensus.raft.listen_multiaddress: %w", err)
+		}
+	}
+	if cfg.AnnounceMultiaddress != "" {
+		if _, err := ma.NewMultiaddr(cfg.AnnounceMultiaddress); err != nil {
+			return cfg, fmt.Errorf("consensus.raft.announce_multiaddress: %w", err)
+		}
+	}
+	if _, err := cfg.initPeers(); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// initPeer is one entry of init_peerset.
+type initPeer struct {
+	id   core.PeerID
+	addr string // empty for this peer
+}
+
+// initPeers parses init_peerset.
+func (c Config) initPeers() ([]initPeer, error) {
+	out := make([]initPeer, 0, len(c.InitPeerset))
+	seen := map[core.PeerID]bool{}
+	for _, e := range c.InitPeerset {
+		idStr, addr, _ := strings.Cut(strings.TrimSpace(e), "=")
+		id, err := core.DecodePeerID(strings.TrimSpace(idStr))
+		if err != nil {
+			return nil, fmt.Errorf("consensus.raft.init_peerset: %q is not \"<peer ID>\" or \"<peer ID>=<multiaddr>\": %w", e, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("consensus.raft.init_peerset lists %s twice", id)
+		}
+		seen[id] = true
+		addr = strings.TrimSpace(addr)
+		if addr != "" {
+			if _, err := parseRaftAddr(addr); err != nil {
+				return nil, fmt.Errorf("consensus.raft.init_peerset: address of %s: %w", id, err)
+			}
+		}
+		out = append(out, initPeer{id: id, addr: addr})
+	}
+	return out, nil
 }
 
 // storeConfig maps the plugin config to the raft store's.
@@ -75,9 +143,6 @@ func (c Config) storeConfig(dataDir, self string) raftstore.Config {
 		sc.DataFolder = c.DataFolder
 	}
 	sc.LocalID = self
-	if len(c.InitPeerset) > 0 {
-		sc.InitPeerset = c.InitPeerset
-	}
 	sc.HeartbeatTimeout = c.HeartbeatTimeout.D()
 	sc.ElectionTimeout = c.ElectionTimeout.D()
 	sc.CommitTimeout = c.CommitTimeout.D()
@@ -89,4 +154,24 @@ func (c Config) storeConfig(dataDir, self string) raftstore.Config {
 	sc.WaitForLeaderTimeout = c.WaitForLeaderTimeout.D()
 	sc.SnapshotRetain = c.BackupsRotate
 	return sc
+}
+
+// leaderTimeout bounds the waits for a leader (and for a write to be
+// handed to raft).
+func (c Config) leaderTimeout() time.Duration {
+	if d := c.WaitForLeaderTimeout.D(); d > 0 {
+		return d
+	}
+	return raftstore.DefaultWaitForLeaderTimeout
+}
+
+// applyTimeout bounds a write forwarded to the leader, on the leader.
+func (c Config) applyTimeout() time.Duration { return c.leaderTimeout() }
+
+// heartbeat is raft's heartbeat timeout.
+func (c Config) heartbeat() time.Duration {
+	if d := c.HeartbeatTimeout.D(); d > 0 {
+		return d
+	}
+	return raftstore.DefaultHeartbeatTimeout
 }

@@ -1,7 +1,8 @@
 // Package raft is the built-in consensus plugin: the pinset is the state of
 // a hashicorp/raft state machine (see raftstore), persisted on disk, so it
-// survives restarts. Today a peer is a single voter; the store takes any
-// raft transport so peers can form a cluster over libp2p.
+// survives restarts. Peers form a raft cluster over the plugin's own libp2p
+// host, inside the private network of the cluster secret; followers send
+// writes to the leader (see node.go and forward.go).
 package raft
 
 import (
@@ -10,9 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
-	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pincluster/pincluster/core"
@@ -25,15 +27,16 @@ import (
 const Name = "raft"
 
 // Version is the plugin's version.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Consensus keeps the pinset in a raft store.
 type Consensus struct {
-	mu    sync.RWMutex
-	cfg   Config
-	store *raftstore.Store
-	self  string
+	mu sync.RWMutex
+	n  *node
 }
+
+// newLogger returns the logger of a configured plugin (tests replace it).
+var newLogger = func() hclog.Logger { return sdk.Logger().Named("raft") }
 
 // New returns an unconfigured plugin.
 func New() *Consensus { return &Consensus{} }
@@ -54,7 +57,9 @@ func (c *Consensus) Describe(context.Context) (core.Description, error) {
 	}, nil
 }
 
-// Configure opens (or creates) the raft store in the plugin's data folder.
+// Configure opens (or creates) the raft store in the plugin's data folder
+// and, when the environment carries the cluster secret, starts the libp2p
+// host other peers reach it on.
 func (c *Consensus) Configure(ctx context.Context, raw json.RawMessage, env core.Environment, _ core.Host) error {
 	cfg, err := parseConfig(raw)
 	if err != nil {
@@ -65,38 +70,46 @@ func (c *Consensus) Configure(ctx context.Context, raw json.RawMessage, env core
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.store != nil {
+	if c.n != nil {
 		return errors.New("consensus.raft is already configured")
 	}
-	store, err := raftstore.Open(cfg.storeConfig(env.DataDir, env.PeerID.String()), nil, sdk.Logger().Named("raft"))
+	n, err := startNode(ctx, cfg, env, newLogger())
 	if err != nil {
-		return fmt.Errorf("opening the raft store in %s: %w", env.DataDir, err)
+		return err
 	}
-	c.cfg, c.store, c.self = cfg, store, env.PeerID.String()
+	c.n = n
 	return nil
 }
 
-// Close shuts raft down.
+// Close shuts raft and the raft host down.
 func (c *Consensus) Close(context.Context) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.store == nil {
+	n := c.n
+	c.n = nil
+	c.mu.Unlock()
+	if n == nil {
 		return nil
 	}
-	err := c.store.Close()
-	c.store = nil
-	return err
+	return n.close()
 }
 
 var errNotConfigured = errors.New("consensus.raft is not configured")
 
-func (c *Consensus) st() (*raftstore.Store, error) {
+func (c *Consensus) node() (*node, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.store == nil {
+	if c.n == nil {
 		return nil, errNotConfigured
 	}
-	return c.store, nil
+	return c.n, nil
+}
+
+func (c *Consensus) st() (*raftstore.Store, error) {
+	n, err := c.node()
+	if err != nil {
+		return nil, err
+	}
+	return n.store, nil
 }
 
 func encodePin(p core.Pin) ([]byte, error) { return proto.Marshal(sdk.PinToProto(p)) }
@@ -169,10 +182,12 @@ func (c *Consensus) ListPins(ctx context.Context) iter.Seq2[core.Pin, error] {
 	}
 }
 
-// Commit applies the operations as one log entry, retrying as configured
-// when no leader is available.
+// Commit applies the operations as one log entry. On a follower they are
+// sent to the leader, and Commit returns once this peer has applied them
+// too. A failure caused by a leader change is retried (commit_retries)
+// once a leader is known again.
 func (c *Consensus) Commit(ctx context.Context, ops []core.PinOp) error {
-	s, err := c.st()
+	n, err := c.node()
 	if err != nil {
 		return err
 	}
@@ -188,17 +203,18 @@ func (c *Consensus) Commit(ctx context.Context, ops []core.PinOp) error {
 			}
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		_, err = s.Apply(ctx, rops)
-		if err == nil || attempt >= c.cfg.CommitRetries || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(c.cfg.CommitRetryDelay.D()):
-		}
+	if len(rops) == 0 {
+		return nil
 	}
+	var enc []byte
+	if n.host != nil {
+		enc = raftstore.EncodeOps(rops)
+	}
+	return n.leaderWrite(ctx, func(ctx context.Context) (uint64, error) {
+		return n.store.Apply(ctx, rops)
+	}, func() [][]byte {
+		return [][]byte{{fwdCommit}, enc}
+	})
 }
 
 // Watch streams every batch applied to the pinset. When the store drops the
@@ -284,46 +300,75 @@ func (c *Consensus) Peers(ctx context.Context) ([]core.PeerID, error) {
 	return out, nil
 }
 
-// AddPeer adds a voter to raft; addr is the raft address the peer's own
-// plugin reported.
+// AddPeer adds p as a voter, reachable at addr, what p's own plugin
+// answered to Address. The leader first checks that it reaches p's raft
+// host at addr and that it is p's; a follower sends the request to the
+// leader. Adding a voter again with the same address changes nothing; with
+// another address, it updates the address.
 func (c *Consensus) AddPeer(ctx context.Context, p core.PeerID, addr string) error {
-	s, err := c.st()
+	n, err := c.node()
 	if err != nil {
 		return err
 	}
-	if addr == "" {
-		addr = p.String()
+	if n.host == nil {
+		return errNoNetwork
 	}
-	return s.AddVoter(ctx, p.String(), addr)
+	if _, err := parseRaftAddr(addr); err != nil {
+		return fmt.Errorf("raft address of %s: %w", p, err)
+	}
+	id := p.String()
+	err = n.leaderWrite(ctx, func(ctx context.Context) (uint64, error) {
+		return 0, n.addVoter(ctx, id, addr)
+	}, func() [][]byte {
+		return [][]byte{{fwdAddPeer}, []byte(id), []byte(addr)}
+	})
+	if err != nil {
+		return err
+	}
+	n.waitMembership(ctx, func(servers []raftstore.Server) bool {
+		return slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == id && s.Address == addr })
+	})
+	return nil
 }
 
-// Address is where other peers reach this peer's raft. A single voter
-// without network answers its peer ID, which is its raft address.
+// Address is where other peers reach this peer's raft: the multiaddr of the
+// plugin's libp2p host, ending with /p2p/<host ID>. It is empty when the
+// plugin runs without network.
 func (c *Consensus) Address(context.Context) (string, error) {
-	if _, err := c.st(); err != nil {
+	n, err := c.node()
+	if err != nil {
 		return "", err
 	}
-	return c.self, nil
+	return n.addr, nil
 }
 
-// RemovePeer removes a voter from raft.
+// RemovePeer removes a peer from the raft configuration (through the
+// leader).
 func (c *Consensus) RemovePeer(ctx context.Context, p core.PeerID) error {
-	s, err := c.st()
+	n, err := c.node()
 	if err != nil {
 		return err
 	}
-	peers, err := s.Peers()
+	id := p.String()
+	peers, err := n.store.Peers()
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, id := range peers {
-		found = found || id == p.String()
-	}
-	if !found {
+	if !slices.Contains(peers, id) {
 		return fmt.Errorf("%s is not a cluster peer", p)
 	}
-	return s.RemovePeer(ctx, p.String())
+	err = n.leaderWrite(ctx, func(ctx context.Context) (uint64, error) {
+		return 0, n.store.RemovePeer(ctx, id)
+	}, func() [][]byte {
+		return [][]byte{{fwdRemovePeer}, []byte(id)}
+	})
+	if err != nil {
+		return err
+	}
+	n.waitMembership(ctx, func(servers []raftstore.Server) bool {
+		return !slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == id })
+	})
+	return nil
 }
 
 // Leader returns the raft leader.

@@ -186,6 +186,49 @@ func TestConfig(t *testing.T) {
 	if err := New().Configure(context.Background(), nil, core.Environment{}, nil); err == nil {
 		t.Fatal("configure without environment accepted")
 	}
+	if cfg.ListenMultiaddress != DefaultListenMultiaddress || cfg.Join {
+		t.Fatalf("network defaults: %+v", cfg)
+	}
+	other := sdktest.NewPeerID(t)
+	for _, bad := range []string{
+		`{"listen_multiaddress":"tcp/9098"}`,
+		`{"announce_multiaddress":"nowhere"}`,
+		`{"network_timeout":"0s"}`,
+		`{"init_peerset":["not-a-peer"]}`,
+		`{"init_peerset":["` + other.String() + `","` + other.String() + `"]}`,
+		`{"init_peerset":["` + other.String() + `=/ip4/127.0.0.1/tcp/9098"]}`,
+	} {
+		if _, err := parseConfig(json.RawMessage(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if _, err := parseConfig(json.RawMessage(`{"init_peerset":["` + other.String() + `=/ip4/127.0.0.1/tcp/9098/p2p/` + sdktest.NewPeerID(t).String() + `"]}`)); err != nil {
+		t.Errorf("init_peerset with an address refused: %v", err)
+	}
+
+	// Settings that cannot work are refused at Configure.
+	env := sdktest.Environment(t)
+	for _, bad := range []string{
+		`{"join":true}`, // no secret: no network, nobody can add this peer
+		`{"init_peerset":["` + other.String() + `"]}`,
+	} {
+		c := New()
+		if err := c.Configure(context.Background(), json.RawMessage(bad), env, nil); err == nil {
+			c.Close(context.Background())
+			t.Errorf("configure with %s accepted", bad)
+		}
+	}
+	env.Secret = testSecret
+	for _, bad := range []string{
+		`{"listen_multiaddress":"/ip4/127.0.0.1/tcp/0","init_peerset":["` + other.String() + `"]}`,                               // this peer missing, and no address
+		`{"listen_multiaddress":"/ip4/127.0.0.1/tcp/0","init_peerset":["` + env.PeerID.String() + `","` + other.String() + `"]}`, // no address for the other
+	} {
+		c := New()
+		if err := c.Configure(context.Background(), json.RawMessage(bad), env, nil); err == nil {
+			c.Close(context.Background())
+			t.Errorf("configure with %s accepted", bad)
+		}
+	}
 }
 
 func BenchmarkCommitConcurrent(b *testing.B) {

@@ -1,6 +1,12 @@
 // Package embedded is the built-in IPFS connector: an IPFS node that lives
 // inside the plugin process (see ipfsnode), storing blocks and pins in
 // badger v4. It needs no external daemon, which makes it the default.
+//
+// Unless configured offline, the node runs a libp2p host (TCP, Noise,
+// Yamux; inside the cluster's private network when the cluster has a
+// secret) with bitswap as its block exchange, so that a peer allocated a
+// pin fetches the blocks from the nodes of the other peers it is connected
+// to. There is no DHT: the core connects the nodes with SwarmConnect.
 package embedded
 
 import (
@@ -11,14 +17,19 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/plugins/ipfsconnector/embedded/ipfsnode"
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // Name is the plugin's name in service.json.
@@ -32,6 +43,7 @@ type Connector struct {
 	mu   sync.RWMutex
 	cfg  Config
 	node *ipfsnode.Node
+	host host.Host // nil when offline
 	id   core.PeerID
 }
 
@@ -49,12 +61,13 @@ func (c *Connector) Describe(context.Context) (core.Description, error) {
 		Name:             Name,
 		Version:          Version,
 		ProtocolVersions: []int{core.ProtocolVersion},
-		Capabilities:     []string{"offline"},
+		Capabilities:     []string{"bitswap"},
 		DefaultConfig:    def,
 	}, nil
 }
 
-// Configure opens the node's repository in the plugin's data folder.
+// Configure opens the node's repository in the plugin's data folder and,
+// unless the node is offline, starts its libp2p host and bitswap.
 func (c *Connector) Configure(ctx context.Context, raw json.RawMessage, env core.Environment, _ core.Host) error {
 	cfg, err := parseConfig(raw)
 	if err != nil {
@@ -72,37 +85,66 @@ func (c *Connector) Configure(ctx context.Context, raw json.RawMessage, env core
 	if c.node != nil {
 		return errors.New("ipfs_connector.embedded is already configured")
 	}
-	id, err := loadOrCreateNodeID(filepath.Join(dir, "identity.json"))
+	log := sdk.Logger().Named(Name)
+	ident, err := loadOrCreateIdentity(filepath.Join(dir, "identity.json"))
 	if err != nil {
 		return err
 	}
-	node, err := ipfsnode.Open(ctx, ipfsnode.Options{Path: dir, StorageMax: cfg.StorageMax})
+	opts := ipfsnode.Options{Path: dir, StorageMax: cfg.StorageMax}
+	var h host.Host
+	if !cfg.Offline {
+		listen, err := cfg.ListenMultiaddress.parse()
+		if err != nil {
+			return err
+		}
+		h, err = newHost(hostOptions{
+			key:          ident.PrivateKey,
+			listen:       listen,
+			portFallback: slices.Equal(cfg.ListenMultiaddress, Multiaddrs{DefaultListenMultiaddress}),
+			secret:       env.Secret,
+			log:          log,
+		})
+		if err != nil {
+			return fmt.Errorf("ipfs_connector.embedded: %w", err)
+		}
+		opts.NewExchange = bitswapExchange(h)
+		opts.BeforeFetch = waitForPeers(h, cfg.NoPeersTimeout.D())
+	}
+	node, err := ipfsnode.Open(ctx, opts)
 	if err != nil {
+		if h != nil {
+			_ = h.Close()
+		}
 		return fmt.Errorf("opening the IPFS repository in %s: %w", dir, err)
 	}
-	c.cfg, c.node, c.id = cfg, node, id
+	c.cfg, c.node, c.host, c.id = cfg, node, h, ident.ID
+	if h != nil {
+		addrs, _ := hostAddrs(h)
+		log.Info("embedded IPFS node online", "id", ident.ID.String(), "addresses", strings.Join(addrs, " "), "private_network", len(env.Secret) > 0)
+	}
 	return nil
 }
 
-// loadOrCreateNodeID gives the embedded node an identity of its own,
-// distinct from the cluster peer's, as a kubo daemon would have.
-func loadOrCreateNodeID(path string) (core.PeerID, error) {
+// loadOrCreateIdentity gives the embedded node an identity of its own,
+// distinct from the cluster peer's, as a kubo daemon would have. It is
+// also the key of the node's libp2p host.
+func loadOrCreateIdentity(path string) (*config.Identity, error) {
 	if ident, err := config.LoadIdentity(path); err == nil {
-		return ident.ID, nil
+		return ident, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return nil, err
 	}
 	ident, err := config.NewIdentity()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := ident.Save(path); err != nil {
-		return "", err
+		return nil, err
 	}
-	return ident.ID, nil
+	return ident, nil
 }
 
-// Close closes the repository.
+// Close stops bitswap, closes the repository and stops the host.
 func (c *Connector) Close(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -110,11 +152,16 @@ func (c *Connector) Close(context.Context) error {
 		return nil
 	}
 	err := c.node.Close()
-	c.node = nil
+	if c.host != nil {
+		err = errors.Join(err, c.host.Close())
+	}
+	c.node, c.host = nil, nil
 	return err
 }
 
 var errNotConfigured = errors.New("ipfs_connector.embedded is not configured")
+
+var errOffline = errors.New("ipfs_connector.embedded: the node is offline (offline: true in its configuration)")
 
 func (c *Connector) n() (*ipfsnode.Node, error) {
 	c.mu.RLock()
@@ -125,17 +172,35 @@ func (c *Connector) n() (*ipfsnode.Node, error) {
 	return c.node, nil
 }
 
-// ID returns the node's identity. The embedded node has no network
-// addresses.
+// h returns the host, or nil when the node is offline.
+func (c *Connector) h() (host.Host, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.node == nil {
+		return nil, errNotConfigured
+	}
+	return c.host, nil
+}
+
+// ID returns the node's peer ID and the addresses it listens on, each
+// ending with /p2p/<peer id> (none when offline).
 func (c *Connector) ID(context.Context) (core.IPFSID, error) {
-	if _, err := c.n(); err != nil {
+	h, err := c.h()
+	if err != nil {
 		return core.IPFSID{}, err
 	}
-	return core.IPFSID{ID: c.id, Addresses: []string{}}, nil
+	id := core.IPFSID{ID: c.id, Addresses: []string{}}
+	if h != nil {
+		if id.Addresses, err = hostAddrs(h); err != nil {
+			return core.IPFSID{}, fmt.Errorf("ipfs_connector.embedded: listing addresses: %w", err)
+		}
+	}
+	return id, nil
 }
 
 // Pin pins every request, PinConcurrency at a time, and streams the results
-// as they complete. A pin whose blocks cannot be found fails when its
+// as they complete. Missing blocks are fetched with bitswap from the
+// connected nodes. A pin whose blocks cannot be found fails when its
 // timeout expires (at once while the node is offline).
 func (c *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Seq2[core.IPFSPinResult, error] {
 	return func(yield func(core.IPFSPinResult, error) bool) {
@@ -153,13 +218,45 @@ func (c *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Se
 			defer cancel()
 			err := node.Pin(pctx, r.Cid.Cid, r.MaxDepth != 0)
 			if err != nil && pctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-				return fmt.Errorf("pin timed out after %s: %w", timeout, err)
+				return c.timeoutError(timeout, err)
 			}
 			return err
 		}
 		parallel(ctx, reqs, c.cfg.PinConcurrency, func(r core.IPFSPinRequest) core.Cid { return r.Cid }, run, yield)
 	}
 }
+
+// timeoutError explains a pin that ran out of time: which block it was
+// still waiting for and how many nodes it could have come from.
+func (c *Connector) timeoutError(timeout time.Duration, err error) error {
+	var fe *ipfsnode.FetchError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("pin timed out after %s: %w", timeout, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pin timed out after %s fetching blocks", timeout)
+	if len(fe.Missing) > 0 {
+		fmt.Fprintf(&b, ": block %s not found", fe.Missing[0])
+		if more := fe.MissingCount - 1; more > 0 {
+			fmt.Fprintf(&b, " (and %d more)", more)
+		}
+	}
+	fmt.Fprintf(&b, "; %d blocks fetched", fe.Fetched)
+	if h, _ := c.h(); h != nil {
+		fmt.Fprintf(&b, "; %d IPFS peers connected", len(connectedPeers(h)))
+	}
+	return &pinTimeoutError{msg: b.String(), err: err}
+}
+
+// pinTimeoutError keeps the node's error for errors.Is and errors.As but
+// shows only the summary.
+type pinTimeoutError struct {
+	msg string
+	err error
+}
+
+func (e *pinTimeoutError) Error() string { return e.msg }
+func (e *pinTimeoutError) Unwrap() error { return e.err }
 
 // Unpin unpins every CID; one that was not pinned is not an error.
 func (c *Connector) Unpin(ctx context.Context, cids []core.Cid) iter.Seq2[core.IPFSPinResult, error] {
@@ -310,12 +407,24 @@ func (c *Connector) RepoGC(ctx context.Context) iter.Seq2[core.IPFSRepoGCKey, er
 	}
 }
 
-// Resolve resolves an /ipfs or /ipld path within the local DAG.
+// boundNetwork bounds by pin_timeout a call that may wait for blocks from
+// the network when the caller gave it no deadline.
+func (c *Connector) boundNetwork(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.PinTimeout.D())
+}
+
+// Resolve resolves an /ipfs or /ipld path, fetching the blocks it crosses
+// from connected nodes when they are not local.
 func (c *Connector) Resolve(ctx context.Context, path string) (core.Cid, error) {
 	node, err := c.n()
 	if err != nil {
 		return core.UndefCid, err
 	}
+	ctx, cancel := c.boundNetwork(ctx)
+	defer cancel()
 	ci, err := node.Resolve(ctx, path)
 	if err != nil {
 		return core.UndefCid, err
@@ -345,12 +454,15 @@ func (c *Connector) BlockPut(ctx context.Context, bs []core.Block) error {
 	return node.PutBlocks(ctx, blks)
 }
 
-// BlockGet returns a block's data.
+// BlockGet returns a block's data, fetching it from connected nodes when
+// it is not local.
 func (c *Connector) BlockGet(ctx context.Context, ci core.Cid) ([]byte, error) {
 	node, err := c.n()
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := c.boundNetwork(ctx)
+	defer cancel()
 	b, err := node.GetBlock(ctx, ci.Cid)
 	if err != nil {
 		return nil, err
@@ -358,18 +470,31 @@ func (c *Connector) BlockGet(ctx context.Context, ci core.Cid) ([]byte, error) {
 	return b.RawData(), nil
 }
 
-// SwarmPeers lists connected IPFS peers: the embedded node has no network
-// yet, so none.
+// SwarmPeers lists the IPFS nodes this node is connected to.
 func (c *Connector) SwarmPeers(context.Context) ([]core.PeerID, error) {
-	if _, err := c.n(); err != nil {
+	h, err := c.h()
+	if err != nil {
 		return nil, err
 	}
-	return []core.PeerID{}, nil
+	if h == nil {
+		return []core.PeerID{}, nil
+	}
+	return connectedPeers(h), nil
 }
 
-// SwarmConnect is refused: the embedded node has no network.
-func (c *Connector) SwarmConnect(context.Context, []string) error {
-	return errors.New("ipfs_connector.embedded: the embedded IPFS node has no network to connect")
+// SwarmConnect connects the node to the IPFS nodes at addrs (multiaddrs
+// ending with /p2p/<peer id>, as ID returns them). The node's own
+// addresses are skipped. The error names each address or peer that
+// failed; the others are connected all the same.
+func (c *Connector) SwarmConnect(ctx context.Context, addrs []string) error {
+	h, err := c.h()
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		return errOffline
+	}
+	return connect(ctx, h, addrs)
 }
 
 // ConfigKey returns a key of the connector's configuration, by its JSON

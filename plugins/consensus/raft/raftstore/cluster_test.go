@@ -256,3 +256,49 @@ func TestJoinThroughSnapshot(t *testing.T) {
 	t.Cleanup(func() { _ = s2.Close() })
 	equalMaps(t, contents(t, s2), want)
 }
+
+// TestServersAndAddresses: bootstrap addresses come from InitAddresses,
+// the local one from the transport; Open can leave the wait for a leader
+// to the caller.
+func TestServersAndAddresses(t *testing.T) {
+	net := newInmemNet()
+	tr1 := net.add("addr-of-peer1")
+	net.add("peer2") // a peer that will never start: no quorum
+	cfg := clusterConfig(t.TempDir(), "peer1")
+	cfg.InitPeerset = []string{"peer1", "peer2"}
+	cfg.InitAddresses = map[string]string{"peer2": "addr-of-peer2"}
+	cfg.NoWaitForLeader = true
+	start := time.Now()
+	s, err := Open(cfg, tr1, testLogger("peer1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Open waited %v", d)
+	}
+	servers, err := s.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Server{{ID: "peer1", Address: "addr-of-peer1", Voter: true}, {ID: "peer2", Address: "addr-of-peer2", Voter: true}}
+	if !slices.Equal(servers, want) {
+		t.Fatalf("Servers() = %+v, want %+v", servers, want)
+	}
+	// Without a quorum there is no leader, and Barrier on a follower
+	// returns at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := s.WaitForLeader(ctx); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("WaitForLeader: %v", err)
+	}
+	if err := s.Barrier(context.Background()); err != nil {
+		t.Fatalf("Barrier on a follower: %v", err)
+	}
+
+	ops := []Op{put("a", "1"), del("b")}
+	got, err := DecodeOps(EncodeOps(ops))
+	if err != nil || len(got) != 2 || string(got[0].Value) != "1" || !got[1].Delete {
+		t.Fatalf("DecodeOps(EncodeOps) = %+v, %v", got, err)
+	}
+}

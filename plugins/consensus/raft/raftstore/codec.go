@@ -61,6 +61,14 @@ func appendOp(buf []byte, op Op) []byte {
 	return append(buf, op.Value...)
 }
 
+// EncodeOps encodes ops in the format of a log entry, for callers that
+// ship operations to another peer (see DecodeOps).
+func EncodeOps(ops []Op) []byte { return encodeOps(ops) }
+
+// DecodeOps decodes what EncodeOps encoded. The keys and values of the
+// returned operations are sub-slices of data.
+func DecodeOps(data []byte) ([]Op, error) { return decodeOps(data) }
+
 // encodeOps encodes ops as one log entry.
 func encodeOps(ops []Op) []byte {
 	size := 1 + binary.MaxVarintLen64

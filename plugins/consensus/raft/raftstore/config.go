@@ -39,10 +39,16 @@ type Config struct {
 	LocalID string
 
 	// InitPeerset lists the server IDs of the voters the cluster is
-	// bootstrapped with on first start. Addresses are taken to be equal to
-	// the IDs. It defaults to LocalID alone and must contain LocalID.
-	// It is ignored when the peer already has raft state.
+	// bootstrapped with on first start. It defaults to LocalID alone and
+	// must contain LocalID. It is ignored when the peer already has raft
+	// state.
 	InitPeerset []string
+
+	// InitAddresses gives the raft addresses of servers of InitPeerset
+	// (server ID -> address). A server without an entry gets, for LocalID,
+	// the transport's local address, and for the others its ID as address
+	// (which is what an in-memory transport expects).
+	InitAddresses map[string]string
 
 	// NoBootstrap disables bootstrapping on first start: the peer then waits
 	// to be added to an existing cluster by its leader (see Store.AddVoter),
@@ -77,6 +83,10 @@ type Config struct {
 	// (it is also the time limit to hand an entry to raft). A negative
 	// value makes Open return without waiting.
 	WaitForLeaderTimeout time.Duration
+	// NoWaitForLeader makes Open return without waiting for a leader while
+	// keeping WaitForLeaderTimeout as the time limit to hand an entry to
+	// raft. The caller can wait itself with WaitForLeader and Barrier.
+	NoWaitForLeader bool
 
 	// SnapshotRetain is the number of snapshots kept on disk.
 	SnapshotRetain int

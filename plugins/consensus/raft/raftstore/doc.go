@@ -40,10 +40,13 @@
 // # Cluster membership
 //
 // The store runs fine as a single voter (the default) with an in-memory
-// transport, but the raft.Transport is injected, the peerset can be changed
-// with [Store.AddVoter] and [Store.RemovePeer], and by convention a server's
-// address equals its ID (as with a libp2p transport, where the address is the
-// peer ID).
+// transport, whose addresses are the server IDs. The raft.Transport is
+// injected: with a network transport, the local server of a bootstrapped
+// cluster gets the transport's local address, Config.InitAddresses gives
+// the others', and [Store.AddVoter] takes the address of the server it
+// adds. The peerset is changed with [Store.AddVoter] and [Store.RemovePeer]
+// on the leader; elsewhere they fail with a [*NotLeaderError], as Apply
+// does, so that the caller can forward them.
 //
 // # Watching changes
 //

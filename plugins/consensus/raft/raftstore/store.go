@@ -60,9 +60,10 @@ type Store struct {
 //
 // On first start (no raft state on disk) the cluster is bootstrapped with
 // cfg.InitPeerset unless cfg.NoBootstrap is set. Open then waits up to
-// cfg.WaitForLeaderTimeout for a leader to be known, and fails with
-// ErrNoLeader when none is. When this peer is the leader, Open also waits for
-// the committed log entries to be applied, so that reads see all of them; a
+// cfg.WaitForLeaderTimeout for a leader to be known (unless
+// cfg.NoWaitForLeader is set), and fails with ErrNoLeader when none is.
+// When this peer is the leader, Open also waits for the committed log
+// entries to be applied, so that reads see all of them (see Barrier); a
 // follower catches up in the background (see WaitForIndex).
 //
 // logger receives the logs of raft and of the storage; nil discards them.
@@ -172,10 +173,16 @@ func Open(cfg Config, transport raft.Transport, logger hclog.Logger) (_ *Store, 
 	if !hasState && !cfg.NoBootstrap {
 		var conf raft.Configuration
 		for _, id := range cfg.InitPeerset {
+			addr := raft.ServerAddress(id)
+			if a, ok := cfg.InitAddresses[id]; ok && a != "" {
+				addr = raft.ServerAddress(a)
+			} else if id == cfg.LocalID {
+				addr = transport.LocalAddr()
+			}
 			conf.Servers = append(conf.Servers, raft.Server{
 				Suffrage: raft.Voter,
 				ID:       raft.ServerID(id),
-				Address:  raft.ServerAddress(id),
+				Address:  addr,
 			})
 		}
 		if err := raft.BootstrapCluster(rcfg, logs, s.bolt, snaps, transport, conf); err != nil {
@@ -197,7 +204,7 @@ func Open(cfg Config, transport raft.Transport, logger hclog.Logger) (_ *Store, 
 		<-s.batcherDone
 	})
 
-	if cfg.WaitForLeaderTimeout > 0 && (hasState || !cfg.NoBootstrap) {
+	if cfg.WaitForLeaderTimeout > 0 && !cfg.NoWaitForLeader && (hasState || !cfg.NoBootstrap) {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.WaitForLeaderTimeout)
 		defer cancel()
 		if err := s.WaitForLeader(ctx); err != nil {
@@ -205,14 +212,27 @@ func Open(cfg Config, transport raft.Transport, logger hclog.Logger) (_ *Store, 
 		}
 		// On the leader, make sure every committed entry is applied
 		// (replayed after a restart) before the map is read.
-		if s.IsLeader() {
-			if err := s.raft.Barrier(timeoutFrom(ctx)).Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) &&
-				!errors.Is(err, raft.ErrLeadershipLost) {
-				return nil, fmt.Errorf("raftstore: waiting for the log to be applied: %w", err)
-			}
+		if err := s.Barrier(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// Barrier waits, on the leader, until every entry committed so far is
+// applied to the local map (after a restart, the log is replayed once the
+// leader commits a new entry). On a follower, or when leadership is lost
+// meanwhile, it returns nil at once: followers catch up in the background
+// (see WaitForIndex).
+func (s *Store) Barrier(ctx context.Context) error {
+	if !s.IsLeader() {
+		return nil
+	}
+	err := s.waitFuture(ctx, s.raft.Barrier(timeoutFrom(ctx)))
+	if err != nil && !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("raftstore: waiting for the log to be applied: %w", err)
+	}
+	return nil
 }
 
 // checkConsistency compares the durable map with the raft state. It returns
@@ -466,6 +486,31 @@ func (s *Store) Peers() ([]string, error) {
 		ids = append(ids, string(srv.ID))
 	}
 	return ids, nil
+}
+
+// Server is one member of the raft configuration.
+type Server struct {
+	// ID is the raft server ID (the peer ID).
+	ID string
+	// Address is where the transport reaches it.
+	Address string
+	// Voter is false for a non-voting member.
+	Voter bool
+}
+
+// Servers returns the members of the current raft configuration (the
+// latest one, possibly not committed yet).
+func (s *Store) Servers() ([]Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, s.wrapRaftErr(err)
+	}
+	servers := f.Configuration().Servers
+	out := make([]Server, 0, len(servers))
+	for _, srv := range servers {
+		out = append(out, Server{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return out, nil
 }
 
 // AddVoter adds (or updates) a voting server to the cluster. It must be

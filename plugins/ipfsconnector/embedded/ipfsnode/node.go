@@ -8,11 +8,15 @@
 //   - A blockservice joins the blockstore with a block exchange. By default
 //     the exchange is offline: the node only sees the blocks stored locally.
 //     A network exchange such as bitswap over a libp2p host can be plugged in
-//     through [Options.Exchange] or [Options.NewExchange].
+//     through [Options.Exchange] or [Options.NewExchange] (the embedded
+//     connector plugs in bitswap over a host of its own). Pins fetch what is
+//     missing through it, level by level within one exchange session, and
+//     report the blocks that never arrived ([FetchError]).
 //   - A merkledag DAG service, a path resolver that understands UnixFS, and a
 //     mark-and-sweep garbage collector complete the node.
 //
-// There is no DHT, no IPNS and no libp2p host in this package.
+// There is no DHT, no IPNS and no libp2p host in this package: the network,
+// when there is one, belongs to whoever provides the exchange.
 //
 // All methods of [Node] are safe for concurrent use. Pinning and garbage
 // collection exclude each other: [Node.Pin] holds a shared lock for its whole
@@ -115,6 +119,13 @@ type Options struct {
 	// Exchange.
 	NewExchange func(bs blockstore.Blockstore) (exchange.Interface, error)
 
+	// BeforeFetch, when not nil, is called when a pin is about to fetch
+	// blocks through a network exchange, with the first block found
+	// missing. An error aborts the pin (nothing is fetched) and is returned
+	// wrapped. The embedded connector uses it to fail early when no node is
+	// connected to fetch from.
+	BeforeFetch func(ctx context.Context, missing cid.Cid) error
+
 	// InMemory keeps the badger database in memory (for tests). Nothing is
 	// written to disk and Path is ignored.
 	InMemory bool
@@ -145,6 +156,7 @@ type Node struct {
 	exch         exchange.Interface
 	ownsExchange bool
 	offline      bool
+	beforeFetch  func(context.Context, cid.Cid) error
 
 	bserv    blockservice.BlockService
 	dag      format.DAGService // fetches missing blocks through the exchange
@@ -200,9 +212,10 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	}
 
 	n := &Node{
-		storageMax: opts.StorageMax,
-		dstore:     dstore,
-		gate:       newGCGate(),
+		storageMax:  opts.StorageMax,
+		dstore:      dstore,
+		gate:        newGCGate(),
+		beforeFetch: opts.BeforeFetch,
 	}
 	if n.storageMax == 0 {
 		n.storageMax = DefaultStorageMax

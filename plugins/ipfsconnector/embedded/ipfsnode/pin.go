@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ipfs/boxo/ipld/merkledag"
 	ipfspinner "github.com/ipfs/boxo/pinning/pinner"
 	"github.com/ipfs/boxo/pinning/pinner/dsindex"
 	"github.com/ipfs/go-cid"
@@ -43,7 +42,9 @@ type PinInfo struct {
 //
 // Missing blocks that cannot be fetched make Pin fail: at once with the
 // offline exchange (the error wraps ErrOffline and satisfies
-// format.IsNotFound), or when ctx is done with a network exchange. Pin also
+// format.IsNotFound), or when ctx is done with a network exchange (the
+// error wraps a *FetchError naming the blocks still missing, and ctx's
+// error). Pin also
 // gives up, with ctx's error, if ctx is done while it waits for a running GC.
 // When fetching fails, nothing is recorded.
 //
@@ -166,8 +167,13 @@ func (n *Node) fetchBlock(ctx context.Context, c cid.Cid) error {
 	if n.offline {
 		return offlineError(c)
 	}
+	if n.beforeFetch != nil {
+		if err := n.beforeFetch(ctx, c); err != nil {
+			return err
+		}
+	}
 	if _, err := n.bserv.GetBlock(ctx, c); err != nil {
-		return fmt.Errorf("fetching block %s: %w", c, err)
+		return &FetchError{Missing: []cid.Cid{c}, MissingCount: 1, Err: err}
 	}
 	return nil
 }
@@ -175,7 +181,7 @@ func (n *Node) fetchBlock(ctx context.Context, c cid.Cid) error {
 // fetchDAG makes the whole DAG under root local. A sequential walk of the
 // local blockstore handles the common case (everything already local)
 // cheaply; if a block is missing, the DAG is fetched through the exchange
-// with a concurrent walk that skips what is already local.
+// (see fetchGraph).
 func (n *Node) fetchDAG(ctx context.Context, root cid.Cid) error {
 	missing, err := n.firstMissing(ctx, root)
 	if err != nil {
@@ -187,10 +193,12 @@ func (n *Node) fetchDAG(ctx context.Context, root cid.Cid) error {
 	if n.offline {
 		return offlineError(missing)
 	}
-	if err := merkledag.FetchGraph(ctx, root, n.dag); err != nil {
-		return fmt.Errorf("fetching DAG: %w", err)
+	if n.beforeFetch != nil {
+		if err := n.beforeFetch(ctx, missing); err != nil {
+			return err
+		}
 	}
-	return nil
+	return n.fetchGraph(ctx, root)
 }
 
 func offlineError(c cid.Cid) error {

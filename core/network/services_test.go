@@ -1,0 +1,228 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"iter"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/core"
+)
+
+// fakeServices plays the orchestrator, tracker and IPFS connector of one
+// peer.
+type fakeServices struct {
+	self  peer.ID
+	infos []core.PinInfo
+
+	mu      sync.Mutex
+	added   []PeerAddRequest
+	addedBy []peer.ID
+	removed []peer.ID
+	blocks  []core.Block
+}
+
+func (f *fakeServices) ID(ctx context.Context) (core.ID, error) {
+	return core.ID{ID: f.self, Version: core.SoftwareVersion, RPCProtocolVersion: string(ProtocolID), Peername: "fake"}, nil
+}
+
+func (f *fakeServices) PeerAdd(ctx context.Context, req PeerAddRequest) (core.ID, error) {
+	from, _ := RemotePeer(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.added = append(f.added, req)
+	f.addedBy = append(f.addedBy, from)
+	return core.ID{ID: req.Peer}, nil
+}
+
+func (f *fakeServices) PeerRemove(ctx context.Context, p peer.ID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, p)
+	return nil
+}
+
+func (f *fakeServices) find(cids []core.Cid, status core.TrackerStatus) ([]core.PinInfo, error) {
+	out := make([]core.PinInfo, 0, len(cids))
+	for _, c := range cids {
+		i := slices.IndexFunc(f.infos, func(pi core.PinInfo) bool { return pi.Cid.Equals(c) })
+		if i < 0 {
+			return nil, core.ErrPinNotFound
+		}
+		pi := f.infos[i]
+		pi.Status = status
+		out = append(out, pi)
+	}
+	return out, nil
+}
+
+func (f *fakeServices) Status(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return f.find(cids, core.TrackerStatusPinned)
+}
+
+func (f *fakeServices) StatusAll(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.PinInfo, error] {
+	return func(yield func(core.PinInfo, error) bool) {
+		for _, pi := range f.infos {
+			if pi.Status.Match(filter) && !yield(pi, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (f *fakeServices) Recover(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return f.find(cids, core.TrackerStatusPinQueued)
+}
+
+func (f *fakeServices) RecoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
+	return core.SliceSeq(f.infos[:1])
+}
+
+func (f *fakeServices) Sync(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return f.find(cids, core.TrackerStatusUnexpectedlyUnpinned)
+}
+
+func (f *fakeServices) SyncAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
+	return core.ErrSeq[core.PinInfo](errors.New("ipfs is down"))
+}
+
+func (f *fakeServices) IPFSID(ctx context.Context) (core.IPFSID, error) {
+	return core.IPFSID{ID: f.self, Addresses: []string{"/ip4/127.0.0.1/tcp/4001"}}, nil
+}
+
+func (f *fakeServices) BlockPut(ctx context.Context, blocks []core.Block) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocks = append(f.blocks, blocks...)
+	return nil
+}
+
+// ipfsSide adapts fakeServices to IPFSService, whose ID answers core.IPFSID.
+type ipfsSide struct{ *fakeServices }
+
+func (s ipfsSide) ID(ctx context.Context) (core.IPFSID, error) { return s.IPFSID(ctx) }
+
+func startServices(t *testing.T, n int) ([]testPeer, []*fakeServices) {
+	peers := startCluster(t, n)
+	fakes := make([]*fakeServices, n)
+	for i, p := range peers {
+		infos := pinInfos(t, p.ID(), 50)
+		infos[1].Status = core.TrackerStatusPinError
+		fakes[i] = &fakeServices{self: p.ID(), infos: infos}
+		if err := errors.Join(
+			RegisterCluster(p.rpc, fakes[i]),
+			RegisterTracker(p.rpc, fakes[i]),
+			RegisterIPFS(p.rpc, ipfsSide{fakes[i]}),
+		); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RegisterCluster(peers[0].rpc, fakes[0]); err == nil {
+		t.Fatal("the cluster service was registered twice")
+	}
+	return peers, fakes
+}
+
+func TestTypedServices(t *testing.T) {
+	peers, fakes := startServices(t, 3)
+	c := peers[0].rpc.Client()
+	ctx := ctxT(t)
+	for i, p := range peers {
+		to := p.ID()
+		id, err := c.ID(ctx, to)
+		if err != nil || id.ID != to || id.Peername != "fake" {
+			t.Fatalf("ID of %s: %+v %v", to, id, err)
+		}
+		ipfs, err := c.IPFSID(ctx, to)
+		if err != nil || ipfs.ID != to || len(ipfs.Addresses) != 1 {
+			t.Fatalf("IPFSID of %s: %+v %v", to, ipfs, err)
+		}
+
+		cids := []core.Cid{fakes[i].infos[3].Cid, fakes[i].infos[0].Cid}
+		st, err := c.Status(ctx, to, cids)
+		if err != nil || len(st) != 2 || !st[0].Cid.Equals(cids[0]) || st[0].Peer != to || st[1].Status != core.TrackerStatusPinned {
+			t.Fatalf("Status on %s: %+v %v", to, st, err)
+		}
+		one, err := c.StatusCid(ctx, to, cids[0])
+		if err != nil || !one.Cid.Equals(cids[0]) {
+			t.Fatalf("StatusCid on %s: %+v %v", to, one, err)
+		}
+		if _, err := c.StatusCid(ctx, to, testCid(t, 999)); !errors.Is(err, core.ErrPinNotFound) {
+			t.Fatalf("status of an unknown CID: %v", err)
+		}
+		rec, err := c.Recover(ctx, to, cids[:1])
+		if err != nil || len(rec) != 1 || rec[0].Status != core.TrackerStatusPinQueued {
+			t.Fatalf("Recover on %s: %+v %v", to, rec, err)
+		}
+		syn, err := c.Sync(ctx, to, cids[:1])
+		if err != nil || len(syn) != 1 || syn[0].Status != core.TrackerStatusUnexpectedlyUnpinned {
+			t.Fatalf("Sync on %s: %+v %v", to, syn, err)
+		}
+
+		all, err := core.Collect(c.StatusAll(ctx, to, 0))
+		if err != nil || len(all) != 50 {
+			t.Fatalf("StatusAll on %s: %d %v", to, len(all), err)
+		}
+		errored, err := core.Collect(c.StatusAll(ctx, to, core.TrackerStatusError))
+		if err != nil || len(errored) != 1 || !errored[0].Cid.Equals(fakes[i].infos[1].Cid) {
+			t.Fatalf("StatusAll(error) on %s: %+v %v", to, errored, err)
+		}
+		recAll, err := core.Collect(c.RecoverAll(ctx, to))
+		if err != nil || len(recAll) != 1 {
+			t.Fatalf("RecoverAll on %s: %+v %v", to, recAll, err)
+		}
+		if _, err := core.Collect(c.SyncAll(ctx, to)); !IsRemote(err) || !errors.Is(err, errors.New("ipfs is down")) {
+			t.Fatalf("SyncAll on %s: %v", to, err)
+		}
+
+		req := PeerAddRequest{Peer: peers[2].ID(), ConsensusAddress: "/p2p/" + peers[2].ID().String()}
+		added, err := c.PeerAdd(ctx, to, req)
+		if err != nil || added.ID != req.Peer {
+			t.Fatalf("PeerAdd on %s: %+v %v", to, added, err)
+		}
+		if err := c.PeerRemove(ctx, to, peers[1].ID()); err != nil {
+			t.Fatal(err)
+		}
+		f := fakes[i]
+		f.mu.Lock()
+		if len(f.added) != 1 || f.added[0] != req || f.addedBy[0] != peers[0].ID() || !slices.Equal(f.removed, []peer.ID{peers[1].ID()}) {
+			t.Fatalf("%s saw adds %+v by %v, removals %v", to, f.added, f.addedBy, f.removed)
+		}
+		f.mu.Unlock()
+	}
+
+	ids, errs := c.IDs(ctx, []peer.ID{peers[1].ID(), peers[2].ID()})
+	if errs[0] != nil || errs[1] != nil || ids[0].ID != peers[1].ID() || ids[1].ID != peers[2].ID() {
+		t.Fatalf("IDs: %+v %v", ids, errs)
+	}
+}
+
+func TestBlockPut(t *testing.T) {
+	peers, fakes := startServices(t, 2)
+	c := peers[0].rpc.Client()
+	blocks := make([]core.Block, 8)
+	for i := range blocks {
+		blocks[i] = core.Block{Cid: testCid(t, i), Data: bytes.Repeat([]byte{byte(i)}, 256<<10)}
+	}
+	for i, p := range peers {
+		if err := c.BlockPut(ctxT(t), p.ID(), blocks); err != nil {
+			t.Fatal(err)
+		}
+		f := fakes[i]
+		f.mu.Lock()
+		if len(f.blocks) != len(blocks) {
+			t.Fatalf("%d blocks stored", len(f.blocks))
+		}
+		for j, b := range f.blocks {
+			if !b.Cid.Equals(blocks[j].Cid) || !bytes.Equal(b.Data, blocks[j].Data) {
+				t.Fatalf("block %d changed on the way to %s", j, p.ID())
+			}
+		}
+		f.mu.Unlock()
+	}
+}
