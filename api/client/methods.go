@@ -288,6 +288,24 @@ func (c *Client) RepoGC(ctx context.Context, local bool) (core.GlobalRepoGC, err
 	return gc, err
 }
 
+// Plugins describes the plugins the peer runs (GET /plugins, pincluster's
+// own endpoint).
+func (c *Client) Plugins(ctx context.Context) ([]core.PluginInfo, error) {
+	var infos []core.PluginInfo
+	err := c.do(ctx, &request{method: "GET", path: "/plugins"}, &infos)
+	return infos, err
+}
+
+// ReloadPlugins makes the peer apply its service.json's plugin sections,
+// swapping the plugins that can be swapped on a running peer
+// (POST /plugins/reload, pincluster's own endpoint). It returns what
+// happened to each kind; an error when nothing could be applied.
+func (c *Client) ReloadPlugins(ctx context.Context) ([]core.PluginReload, error) {
+	var results []core.PluginReload
+	err := c.do(ctx, &request{method: "POST", path: "/plugins/reload"}, &results)
+	return results, err
+}
+
 // ConnectGraph returns the connectivity graph of the cluster
 // (GET /health/graph).
 func (c *Client) ConnectGraph(ctx context.Context) (core.ConnectGraph, error) {

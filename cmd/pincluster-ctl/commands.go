@@ -193,6 +193,35 @@ the CIDs that were removed.`,
 			},
 		},
 		{
+			Name:        "plugins",
+			Usage:       "List and reload the peer's plugins",
+			Description: "This command groups the commands about the plugins a pincluster peer runs.\nIPFS Cluster peers have no plugins and answer these with an error.",
+			Subcommands: []cli.Command{
+				{
+					Name:      "ls",
+					Usage:     "list the plugins of the peer, their processes and restarts",
+					ArgsUsage: " ",
+					Description: `This command lists each plugin the peer runs (GET /plugins): its kind,
+name and version, the protocol version it speaks, where it comes from
+(built-in or an executable), its process, state, restarts, last error and
+uptime.`,
+					Action: c.cmdPluginsLs,
+				},
+				{
+					Name:      "reload",
+					Usage:     "apply service.json's plugin sections on the running peer",
+					ArgsUsage: " ",
+					Description: `This command makes the peer re-read the plugin sections of its
+service.json (POST /plugins/reload). A plugin kind that keeps no state
+(allocator, IPFS connector) is swapped at once: the new plugin is started
+and checked before the old one stops, and a failed start leaves the old
+one in place. A change to a kind that keeps state (consensus, pin
+tracker) applies at the next start. The same happens on SIGHUP.`,
+					Action: c.cmdPluginsReload,
+				},
+			},
+		},
+		{
 			Name:   "commands",
 			Usage:  "List all commands",
 			Hidden: true,
@@ -509,6 +538,38 @@ func (c *ctl) cmdIPFSGC(cc *cli.Context) error {
 		return err
 	}
 	c.print(gc)
+	return nil
+}
+
+func (c *ctl) cmdPluginsLs(cc *cli.Context) error {
+	if err := checkArgs(cc, 0, 0); err != nil {
+		return err
+	}
+	api, err := c.api(cc)
+	if err != nil {
+		return err
+	}
+	infos, err := api.Plugins(c.ctx)
+	if err != nil {
+		return err
+	}
+	c.print(infos)
+	return nil
+}
+
+func (c *ctl) cmdPluginsReload(cc *cli.Context) error {
+	if err := checkArgs(cc, 0, 0); err != nil {
+		return err
+	}
+	api, err := c.api(cc)
+	if err != nil {
+		return err
+	}
+	results, err := api.ReloadPlugins(c.ctx)
+	if err != nil {
+		return err
+	}
+	c.print(results)
 	return nil
 }
 

@@ -411,6 +411,30 @@ func TestCtlAgainstDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("plugins", func(t *testing.T) {
+		out := ctl.ok("plugins", "ls").stdout
+		for _, kind := range []string{"consensus raft", "allocator balanced", "pin_tracker stateless", "ipfs_connector embedded"} {
+			mustMatch(t, regexp.MustCompile(`(?m)^`+kind+` \S+ \(protocol 1, built-in\): running, pid \d+, up \S+, 0 restarts$`), out)
+		}
+		infos := jsonObject[[]core.PluginInfo](t, js.ok("plugins", "ls").stdout)
+		if len(infos) != 4 {
+			t.Fatalf("json plugins ls: %+v", infos)
+		}
+		for _, p := range infos {
+			if p.State != core.PluginRunning || p.Pid == 0 || p.ProtocolVersion != 1 {
+				t.Fatalf("json plugins ls: %+v", p)
+			}
+		}
+		// service.json did not change: reloading changes nothing.
+		out = ctl.ok("plugins", "reload").stdout
+		mustContain(t, out, "allocator: unchanged (balanced)\n", "consensus: unchanged (raft)\n")
+		results := jsonObject[[]core.PluginReload](t, js.ok("plugins", "reload").stdout)
+		if len(results) != 4 || results[0].Result != core.PluginReloadUnchanged {
+			t.Fatalf("json plugins reload: %+v", results)
+		}
+		ctl.fails(1, "plugins", "ls", "extra")
+	})
+
 	t.Run("misuse", func(t *testing.T) {
 		res := ctl.fails(1, "nosuchcommand")
 		mustContain(t, res.stderr, `unknown command "nosuchcommand"`)

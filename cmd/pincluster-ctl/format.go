@@ -62,6 +62,14 @@ func (c *ctl) print(v any) {
 		textRepoGC(w, o)
 	case client.BandwidthByProtocol:
 		textBandwidth(w, o)
+	case []core.PluginInfo:
+		for _, p := range o {
+			textPlugin(w, p)
+		}
+	case []core.PluginReload:
+		for _, r := range o {
+			textPluginReload(w, r)
+		}
 	default:
 		c.printJSON(v)
 	}
@@ -216,6 +224,37 @@ func textMetric(w io.Writer, m core.Metric) {
 func textAlert(w io.Writer, a core.Alert) {
 	fmt.Fprintf(w, "%s: %s. Expired at: %s. Triggered at: %s\n",
 		a.Peer, a.Name, humanize.Time(time.Unix(0, a.Expire)), humanize.Time(a.TriggeredAt))
+}
+
+// textPlugin: one line per plugin, e.g.
+//
+//	allocator balanced 1.0.0 (protocol 1, built-in): running, pid 4242, up 2m3s, 0 restarts
+func textPlugin(w io.Writer, p core.PluginInfo) {
+	fmt.Fprintf(w, "%s %s %s (protocol %d, %s): %s", p.Kind, p.Name, p.Version, p.ProtocolVersion, p.Path, p.State)
+	if p.Pid != 0 {
+		fmt.Fprintf(w, ", pid %d", p.Pid)
+	}
+	if p.Uptime != "" {
+		fmt.Fprintf(w, ", up %s", p.Uptime)
+	}
+	fmt.Fprintf(w, ", %d restarts", p.Restarts)
+	if p.LastError != "" {
+		fmt.Fprintf(w, ", last error: %s", p.LastError)
+	}
+	fmt.Fprintln(w)
+}
+
+// textPluginReload: one line per kind, e.g. "allocator: swapped balanced
+// -> rendezvous" or "consensus: unchanged (raft)".
+func textPluginReload(w io.Writer, r core.PluginReload) {
+	switch {
+	case r.Result == core.PluginReloadSwapped && r.Previous != "" && r.Previous != r.Name:
+		fmt.Fprintf(w, "%s: %s %s -> %s\n", r.Kind, r.Result, r.Previous, r.Name)
+	case r.Error != "":
+		fmt.Fprintf(w, "%s: %s (%s): %s\n", r.Kind, r.Result, r.Name, r.Error)
+	default:
+		fmt.Fprintf(w, "%s: %s (%s)\n", r.Kind, r.Result, r.Name)
+	}
 }
 
 // textRepoGC: one block per peer with the CIDs removed.

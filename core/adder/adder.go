@@ -68,7 +68,8 @@ func (o Output) IsProgress() bool { return !o.Cid.Defined() }
 // name). On error, blocks of a partial import may have reached the sink.
 //
 // p is validated (and kubo's implied settings applied) as by ParseParams;
-// format=car returns ErrCARNotSupported before anything is read. Errors
+// format=car, nocopy and shard return ErrCARNotSupported,
+// ErrNoCopyNotSupported and ErrShardNotSupported before anything is read. Errors
 // about the parameters and about a malformed body are *RequestError values
 // (HTTP 400, see IsRequestError); errors of the sink, of emit and of ctx are
 // returned as they are.
@@ -77,8 +78,13 @@ func Add(ctx context.Context, body *multipart.Reader, p Params, sink BlockSink, 
 	if err != nil {
 		return cid.Undef, badRequest(err)
 	}
-	if p.Format == FormatCAR {
+	switch {
+	case p.Format == FormatCAR:
 		return cid.Undef, badRequest(ErrCARNotSupported)
+	case p.NoCopy:
+		return cid.Undef, badRequest(ErrNoCopyNotSupported)
+	case p.Shard:
+		return cid.Undef, badRequest(ErrShardNotSupported)
 	}
 	if body == nil {
 		return cid.Undef, errors.New("no multipart body")

@@ -678,6 +678,16 @@ func TestCARFormat(t *testing.T) {
 	checkCid(t, "format=unixfs", res.root, helloV0)
 }
 
+func TestUnsupportedOptionsAreRefused(t *testing.T) {
+	for query, want := range map[string]error{"nocopy=true": ErrNoCopyNotSupported, "shard=true": ErrShardNotSupported} {
+		if _, err := add(t, query, file("a.txt", "whatever")); !errors.Is(err, want) || !IsRequestError(err) {
+			t.Errorf("%s: got %v", query, err)
+		}
+	}
+	res := mustAdd(t, "nocopy=false&shard=false", file("hello.txt", "hello\n"))
+	checkCid(t, "nocopy=false", res.root, helloV0)
+}
+
 func TestMalformedBodies(t *testing.T) {
 	body, boundary := bodyBytes(t, append(planets(), stream("big", newPseudoRandom(1<<20, 9))))
 

@@ -58,6 +58,11 @@ var (
 	// ErrCARNotSupported is returned by Add for format=car: importing
 	// CAR files is not supported yet.
 	ErrCARNotSupported = errors.New("format=car is not supported yet: adding CAR files is not implemented")
+	// ErrNoCopyNotSupported is returned by Add for nocopy=true: the data
+	// added is always stored (there is no filestore or urlstore).
+	ErrNoCopyNotSupported = errors.New("nocopy is not supported: pincluster stores the blocks of what it adds (it has no filestore or urlstore)")
+	// ErrShardNotSupported is returned by Add for shard=true.
+	ErrShardNotSupported = errors.New("shard is not supported yet: content is added as one DAG and pinned whole")
 )
 
 // RequestError is an error caused by the request: invalid parameters or a
@@ -118,9 +123,10 @@ type Params struct {
 	Progress bool
 	// Format is "" or "unixfs" (default) or "car" (not supported yet).
 	Format string
-	// Local, Recursive, StreamChannels, NoCopy, NoPin, Shard and
-	// ShardSize are parsed and exposed for the caller; the import itself
-	// does not act on them.
+	// Local, Recursive, StreamChannels, NoPin and ShardSize are parsed and
+	// exposed for the caller; the import itself does not act on them.
+	// NoCopy and Shard are refused by Add (ErrNoCopyNotSupported,
+	// ErrShardNotSupported).
 	Local          bool
 	Recursive      bool
 	StreamChannels bool

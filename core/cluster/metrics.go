@@ -79,14 +79,30 @@ func (m *monitor) allValid(now time.Time) []core.Metric {
 	return out
 }
 
-// checkExpired raises one alert per expired metric of another peer and
-// forgets the metric.
-func (m *monitor) checkExpired(self core.PeerID, now time.Time) {
+// putIfAbsent records metric unless a metric of its name is already held
+// for its peer.
+func (m *monitor) putIfAbsent(metric core.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	byPeer := m.metrics[metric.Name]
+	if byPeer == nil {
+		byPeer = make(map[core.PeerID]core.Metric)
+		m.metrics[metric.Name] = byPeer
+	}
+	if _, ok := byPeer[metric.Peer]; !ok {
+		byPeer[metric.Peer] = metric
+	}
+}
+
+// checkExpired raises one alert per expired metric, this peer's included
+// (its own metrics expire when an informer keeps failing, for example while
+// IPFS is unreachable), and forgets the metric.
+func (m *monitor) checkExpired(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, byPeer := range m.metrics {
 		for p, metric := range byPeer {
-			if p == self || !metric.Expired(now) {
+			if !metric.Expired(now) {
 				continue
 			}
 			if len(m.alerts) >= maxAlerts {
@@ -111,8 +127,9 @@ func (m *monitor) recentAlerts() []core.Alert {
 
 // informer measures one aspect of this peer.
 type informer interface {
-	// measure returns metrics without peer, times or validity set when
-	// they cannot be taken (err).
+	// measure returns the metrics without peer or times. When they cannot
+	// be taken it returns an error and the metrics it failed to take, with
+	// only their names set.
 	measure(ctx context.Context, c *Cluster) ([]core.Metric, error)
 	ttl() time.Duration
 }
@@ -127,7 +144,7 @@ func (d *diskInformer) ttl() time.Duration { return d.MetricTTL.D() }
 func (d *diskInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
 	st, err := c.ipfs().RepoStat(ctx)
 	if err != nil {
-		return nil, err
+		return []core.Metric{{Name: d.MetricType}}, err
 	}
 	var w int64
 	switch d.MetricType {
@@ -170,7 +187,7 @@ func (p *pinqueueInformer) ttl() time.Duration { return p.MetricTTL.D() }
 func (p *pinqueueInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
 	st, err := c.tracker().Stats(ctx)
 	if err != nil {
-		return nil, err
+		return []core.Metric{{Name: "pinqueue"}}, err
 	}
 	bucket := p.WeightBucketSize
 	if bucket <= 0 {
@@ -189,7 +206,7 @@ func (n *numpinInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric
 	var count int64
 	for _, err := range c.ipfs().PinLs(ctx) {
 		if err != nil {
-			return nil, err
+			return []core.Metric{{Name: "numpin"}}, err
 		}
 		count++
 	}
@@ -250,18 +267,24 @@ func (c *Cluster) publish(ctx context.Context, inf informer) {
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ms, err := inf.measure(mctx, c)
-	if err != nil {
-		c.logger.Debug("informer failed", "error", err)
-		return
-	}
 	now := time.Now()
 	for _, m := range ms {
 		m.Peer = c.self
 		m.ReceivedAt = now.UnixNano()
 		m.Expire = now.Add(inf.ttl()).UnixNano()
-		if m.Valid {
+		switch {
+		case err != nil:
+			// The last valid metric stays until it expires and raises an
+			// alert; with none, an invalid one stands in, so that a peer
+			// that never measured (IPFS down since the start) alerts too.
+			m.Valid = false
+			c.monitor.putIfAbsent(m)
+		case m.Valid:
 			c.monitor.put(m)
 		}
+	}
+	if err != nil {
+		c.logger.Warn("informer failed: its metrics are not refreshed", "metrics", metricNames(ms), "error", err)
 	}
 }
 
@@ -287,6 +310,14 @@ func (c *Cluster) runInformers(ctx context.Context) {
 				next[i] = now.Add(inf.ttl() / 2)
 			}
 		}
-		c.monitor.checkExpired(c.self, now)
+		c.monitor.checkExpired(now)
 	}
+}
+
+func metricNames(ms []core.Metric) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	return names
 }

@@ -28,19 +28,14 @@ import (
 // only then points the slot at it. See proxy.go for what happens to calls.
 
 // State is the state of a supervised plugin.
-type State string
+type State = core.PluginState
 
 // The states of a supervised plugin.
 const (
-	// StateRunning: the plugin serves calls.
-	StateRunning State = "running"
-	// StateRestarting: the plugin died or hung; it is being started again.
-	StateRestarting State = "restarting"
-	// StateFailed: starting it again failed; attempts go on with backoff
-	// (last_error says why).
-	StateFailed State = "failed"
-	// StateStopped: the peer is shutting down.
-	StateStopped State = "stopped"
+	StateRunning    = core.PluginRunning
+	StateRestarting = core.PluginRestarting
+	StateFailed     = core.PluginFailed
+	StateStopped    = core.PluginStopped
 )
 
 // Options tune a Supervisor. Zero values take the defaults.

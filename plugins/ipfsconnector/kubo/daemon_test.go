@@ -112,6 +112,24 @@ func newPeerDir(t testing.TB, connector json.RawMessage, tracker map[string]any)
 	return dir, fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
+// setInformer replaces the configuration of one informer in dir's
+// service.json.
+func setInformer(t testing.TB, dir, name string, cfg map[string]any) {
+	t.Helper()
+	path := filepath.Join(dir, config.ServiceFile)
+	svc, err := config.LoadService(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Informer == nil {
+		svc.Informer = config.Sections{}
+	}
+	svc.Informer[name], _ = json.Marshal(cfg)
+	if err := svc.Save(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startPeer runs the daemon on dir and waits until its API answers.
 func startPeer(t testing.TB, dir, api string) *peerDaemon {
 	t.Helper()

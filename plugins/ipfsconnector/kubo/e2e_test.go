@@ -281,11 +281,28 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 	ci := node.IPFSInput(randomText(200), "add", "-Q", "--pin=false")
 	node.Stop()
 	dir, api := newPeerDir(t, node.ConnectorConfig(nil), map[string]any{"max_retries": 0})
+	setInformer(t, dir, "disk", map[string]any{"metric_ttl": "1s", "metric_type": "freespace"})
 	d := startPeer(t, dir, api)
 	var id core.ID
 	decode(t, d.get("/id"), 200, &id)
 	if !strings.HasPrefix(id.IPFS.Error, "kubo is not reachable at "+node.APIMultiaddr()) {
 		t.Fatalf("/id with kubo down: %+v", id.IPFS)
+	}
+	// The freespace metric cannot be taken: it expires into an alert.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var alerts []core.Alert
+		decode(t, d.get("/health/alerts"), 200, &alerts)
+		if len(alerts) > 0 {
+			if a := alerts[0]; a.Name != "freespace" || a.Peer != id.ID || a.Valid {
+				t.Fatalf("alert while kubo is down: %+v", a)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no alert while kubo is down")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	decode(t, d.post("/pins/"+ci), 200, nil)
 	st := d.waitStatus(ci, core.TrackerStatusPinError, 30*time.Second)
@@ -301,5 +318,18 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 	d.waitStatus(ci, core.TrackerStatusPinned, 30*time.Second)
 	if node.PinLs()[ci] != "recursive" {
 		t.Fatal("kubo does not hold the pin")
+	}
+	// With kubo up, the metric is taken again.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var metrics []core.Metric
+		decode(t, d.get("/monitor/metrics/freespace"), 200, &metrics)
+		if len(metrics) == 1 && metrics[0].Valid && metrics[0].Weight > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("freespace once kubo is up: %+v", metrics)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
