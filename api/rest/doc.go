@@ -20,6 +20,10 @@
 // restarting answers 503); any other error answers 500. The body is always
 // {"code":N,"message":"..."}.
 //
+// One deliberate difference: POST /pins/{cid}?mode=direct stores a direct
+// pin (max_depth 0), as the path route does, where IPFS Cluster v1.1 says
+// "direct" in its answer but stores the pin recursive.
+//
 // Besides IPFS Cluster's routes the server answers GET /plugins and
 // POST /plugins/reload when given a PluginAdmin (WithPluginAdmin).
 package rest

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,7 +26,13 @@ const (
 func randomCid(t testing.TB) string {
 	buf := make([]byte, 64)
 	_, _ = rand.Read(buf)
-	mh, err := multihash.Sum(buf, multihash.SHA2_256, -1)
+	return rawCid(t, buf)
+}
+
+// rawCid is the CIDv1 of data as one raw block: what POST /add answers
+// for a small file with cid-version=1.
+func rawCid(t testing.TB, data []byte) string {
+	mh, err := multihash.Sum(data, multihash.SHA2_256, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +186,11 @@ func TestDaemonEndToEnd(t *testing.T) {
 		if len(two) != 2 {
 			t.Fatalf("cids mode: %d items", len(two))
 		}
+		var one core.GlobalPinInfo
+		expect(t, d.get("/pins/"+dirCid+"?local=true"), 200, &one)
+		if one.Cid.String() != dirCid || len(one.PeerMap) != 1 || one.PeerMap[self].Status != core.TrackerStatusPinned {
+			t.Fatalf("GET /pins/{cid}?local=true: %+v", one)
+		}
 	})
 
 	t.Run("recover and sync", func(t *testing.T) {
@@ -200,16 +212,52 @@ func TestDaemonEndToEnd(t *testing.T) {
 		}
 	})
 
+	// Pins of content that is nowhere, two of which arrives later.
+	one, all := []byte("arrives after its pin\n"), []byte("arrives after its pin too\n")
+	late, later := rawCid(t, one), rawCid(t, all)
 	t.Run("unavailable content ends in pin_error", func(t *testing.T) {
 		missing := randomCid(t)
 		var pin core.Pin
-		expect(t, d.post("/pins/"+missing), 200, &pin)
-		g := d.waitStatus(missing, core.TrackerStatusPinError)
-		if g.PeerMap[self].Error == "" {
-			t.Errorf("pin_error without an error message")
+		for _, c := range []string{missing, late, later} {
+			expect(t, d.post("/pins/"+c), 200, &pin)
+		}
+		for _, c := range []string{missing, late, later} {
+			if g := d.waitStatus(c, core.TrackerStatusPinError); g.PeerMap[self].Error == "" {
+				t.Errorf("pin_error without an error message")
+			}
 		}
 		expect(t, d.delete("/pins/"+missing), 200, &pin)
 		d.waitStatus(missing, core.TrackerStatusUnpinned)
+	})
+
+	t.Run("failed pins recover once their content is there", func(t *testing.T) {
+		for _, data := range [][]byte{one, all} {
+			body, ct := multipartBody(t, part{name: "late.txt", data: string(data)})
+			out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=true&cid-version=1", body, ct))
+			if len(out) != 1 || out[0].Cid.String() != rawCid(t, data) {
+				t.Fatalf("add: %+v", out)
+			}
+		}
+		// One CID...
+		var g core.GlobalPinInfo
+		expect(t, d.post("/pins/"+late+"/recover"), 200, &g)
+		if st := g.PeerMap[self].Status; st != core.TrackerStatusPinQueued && st != core.TrackerStatusPinning && st != core.TrackerStatusPinned {
+			t.Fatalf("recover answered %+v", g)
+		}
+		d.waitStatus(late, core.TrackerStatusPinned)
+		// ... and every failed pin.
+		recovered := ndjson[core.GlobalPinInfo](t, d.post("/pins/recover"))
+		if len(recovered) != 1 || recovered[0].Cid.String() != later {
+			t.Fatalf("recover all: %+v", recovered)
+		}
+		d.waitStatus(later, core.TrackerStatusPinned)
+		if r := d.get("/pins?filter=error"); r.status != 204 {
+			t.Fatalf("errors left after recovering: %s", r)
+		}
+		for _, c := range []string{late, later} {
+			expect(t, d.delete("/pins/"+c), 200, nil)
+			d.waitStatus(c, core.TrackerStatusUnpinned)
+		}
 	})
 
 	t.Run("unpin", func(t *testing.T) {
@@ -262,6 +310,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 		expectError(t, d.post("/pins/"+helloV0+"?replication-min=x"), 400, "parameter replication-min invalid")
 		expectError(t, d.post("/pins/ipfs/invalidhash"), 400, "error parsing path")
 		expectError(t, d.delete("/pins/abcd"), 400, "error decoding Cid")
+		expectError(t, d.delete("/pins/ipfs/invalidhash"), 400, "error parsing path")
+		expectError(t, d.post("/pins/ipld/invalidhash"), 400, "error parsing path")
+		expectError(t, d.post("/pins/notacid/recover"), 400, "error decoding Cid")
+		expectError(t, d.post("/pins/notacid/sync"), 400, "error decoding Cid")
+		expectError(t, d.post("/pins/"+helloV0+"?expire-at=yesterday"), 400, "expire-at cannot be parsed")
+		expectError(t, d.post("/pins/"+helloV0+"?expire-in=1ms"), 400, "expire-in duration too short")
+		expectError(t, d.post("/pins/"+helloV0+"?pin-update=notacid"), 400, "error decoding update option parameter")
+		expectError(t, d.post("/pins/"+helloV0+"?origins=/ip4/1.2.3.4/tcp/1"), 400, "multiaddress does not contain peer ID")
+		expectError(t, d.post("/pins/"+helloV0+"?replication-min=2&replication-max=1"), 500, "cluster.replication_factor_min is larger than max")
 		expectError(t, d.delete("/peers/abc"), 400, "error decoding Peer ID")
 		expectError(t, do(t, "POST", d.api+"/add", strings.NewReader("hello"), "text/plain"), 400, "request Content-Type isn't multipart/form-data")
 		body, ct := multipartBody(t, part{name: "x", data: "x"})
@@ -275,7 +332,12 @@ func TestDaemonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("state survives a restart", func(t *testing.T) {
-		d.stop()
+		// What each plugin process logs reaches the core's log under the
+		// plugin's name.
+		log := stoppedLog(d)
+		for _, choice := range [][2]string{{"consensus", "raft"}, {"allocator", "balanced"}, {"pin_tracker", "stateless"}, {"ipfs_connector", "embedded"}} {
+			expectLogLine(t, log, fmt.Sprintf("[INFO]  pincluster.%s.%s.pincluster-service: configured: config_bytes=", choice[0], choice[1]))
+		}
 		d2 := startDaemon(t, dir, api)
 		for _, c := range []string{helloV0, dirCid} {
 			d2.waitStatus(c, core.TrackerStatusPinned)

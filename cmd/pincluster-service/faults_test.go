@@ -304,7 +304,7 @@ func TestPluginHangIsRestarted(t *testing.T) {
 		svc.Plugins = map[string]config.ExternalPlugin{"hang": {Path: exe, Args: []string{"serve-test-plugin", "hang-allocator", stuck}}}
 	})
 	d := startDaemon(t, dir, api)
-	self := selfOf(t, dir)
+	self := selfID(t, dir)
 	hung := d.plugins()[core.KindAllocator]
 	if hung.Name != "hang" || hung.Path != exe || hung.State != pluginhost.StateRunning {
 		t.Fatalf("allocator: %+v", hung)
@@ -330,7 +330,7 @@ func TestPluginHangIsRestarted(t *testing.T) {
 	// stopped.
 	var id core.ID
 	expect(t, d.get("/id"), 200, &id)
-	c := addUnpinnedContent(t, d, "pinned after the hang\n")
+	c := addUnpinned(t, d, "pinned after the hang\n")
 	var pin core.Pin
 	expect(t, d.post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
 	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != self {
@@ -348,7 +348,7 @@ func TestReloadPluginsLive(t *testing.T) {
 	t.Parallel()
 	dir, api := newDaemonDir(t)
 	d := startDaemon(t, dir, api)
-	self := selfOf(t, dir)
+	self := selfID(t, dir)
 
 	// GET /plugins lists the four plugins, in start order.
 	var list []pluginhost.Info
@@ -385,8 +385,8 @@ func TestReloadPluginsLive(t *testing.T) {
 		t.Fatalf("after SIGHUP: %+v", swapped)
 	}
 	waitGone(t, old.Pid)
-	c := addUnpinnedContent(t, d, "pinned after the swap\n")
-	pinOnceOn(t, d, c, self)
+	c := addUnpinned(t, d, "pinned after the swap\n")
+	pinOnce(t, d, c, self)
 
 	// A config the new plugin refuses: nothing changes, and the answer
 	// says why.
@@ -434,7 +434,7 @@ func TestReloadPluginsLive(t *testing.T) {
 	if p := d.plugins()[core.KindAllocator]; p.Name != "balanced" || p.Pid == swapped.Pid {
 		t.Fatalf("after the second swap: %+v", p)
 	}
-	pinOnceOn(t, d, addUnpinnedContent(t, d, "pinned after the second swap\n"), self)
+	pinOnce(t, d, addUnpinned(t, d, "pinned after the second swap\n"), self)
 
 	// An unreadable service.json changes nothing, whether by SIGHUP or by
 	// the API.
@@ -462,39 +462,6 @@ func TestReloadPluginsLive(t *testing.T) {
 	}
 }
 
-// selfOf is the peer ID of the peer in dir.
-func selfOf(t testing.TB, dir string) string {
-	t.Helper()
-	ident, err := config.LoadIdentity(filepath.Join(dir, config.IdentityFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ident.ID.String()
-}
-
-// addUnpinnedContent adds one file without pinning it.
-func addUnpinnedContent(t testing.TB, d *daemon, content string) string {
-	t.Helper()
-	body, ct := multipartBody(t, part{name: "f.txt", data: content})
-	out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=true", body, ct))
-	if len(out) != 1 {
-		t.Fatalf("add: %+v", out)
-	}
-	return out[0].Cid.String()
-}
-
-// pinOnceOn pins c with replication factor 1 and waits until it is pinned
-// on this peer.
-func pinOnceOn(t testing.TB, d *daemon, c, self string) {
-	t.Helper()
-	var pin core.Pin
-	expect(t, d.post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
-	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != self {
-		t.Fatalf("pin allocated to %v, want [%s]", pin.Allocations, self)
-	}
-	d.waitStatus(c, core.TrackerStatusPinned)
-}
-
 // TestPeerServesWhileAPluginIsDown makes the allocator impossible to
 // restart (its executable is gone) and kills it: GET /plugins says so and
 // why, what does not need the allocator goes on working, and the allocator
@@ -516,7 +483,7 @@ func TestPeerServesWhileAPluginIsDown(t *testing.T) {
 		svc.Plugins = map[string]config.ExternalPlugin{"ext": {Path: exe, Args: []string{"serve-test-plugin", "hang-allocator", randomCid(t)}}}
 	})
 	d := startDaemon(t, dir, api)
-	c := addUnpinnedContent(t, d, "pinned while the allocator is down\n")
+	c := addUnpinned(t, d, "pinned while the allocator is down\n")
 
 	if err := os.Rename(exe, exe+".away"); err != nil {
 		t.Fatal(err)
@@ -558,8 +525,8 @@ func TestPeerServesWhileAPluginIsDown(t *testing.T) {
 	if back.Restarts != 1 {
 		t.Fatalf("allocator back: %+v", back)
 	}
-	c2 := addUnpinnedContent(t, d, "pinned once the allocator is back\n")
-	pinOnceOn(t, d, c2, selfOf(t, dir))
+	c2 := addUnpinned(t, d, "pinned once the allocator is back\n")
+	pinOnce(t, d, c2, selfID(t, dir))
 	if !strings.Contains(d.logs.String(), "plugin restart failed: kind=allocator name=ext") {
 		t.Error("the failed restarts were not logged")
 	}

@@ -161,7 +161,7 @@ func importPins(ctx context.Context, cons core.Consensus, r io.Reader) (int, err
 		keep[p.Cid.KeyString()] = true
 		batch = append(batch, core.PinOp{Pin: p})
 		n++
-		if len(batch) == 1000 {
+		if len(batch) == importBatch {
 			if err := flush(); err != nil {
 				return n, err
 			}
@@ -176,10 +176,18 @@ func importPins(ctx context.Context, cons core.Consensus, r io.Reader) (int, err
 		}
 		if !keep[p.Cid.KeyString()] {
 			batch = append(batch, core.PinOp{Remove: true, Pin: core.Pin{Cid: p.Cid}})
+			if len(batch) == importBatch {
+				if err := flush(); err != nil {
+					return n, err
+				}
+			}
 		}
 	}
 	return n, flush()
 }
+
+// importBatch is how many pins state import commits at once.
+const importBatch = 1000
 
 func stateCleanup(g globals, args []string) error {
 	fs := flag.NewFlagSet("state cleanup", flag.ContinueOnError)
@@ -196,6 +204,11 @@ func stateCleanup(g globals, args []string) error {
 		return err
 	}
 	dir := filepath.Join(g.configDir, choice.Name)
+	// The consensus cannot start while a daemon holds its data: starting it
+	// is how a running daemon is told apart.
+	if err := withConsensus(g, func(context.Context, core.Consensus) error { return nil }); err != nil {
+		return fmt.Errorf("not cleaning up: %w", err)
+	}
 	if !*force && !confirm(fmt.Sprintf("%s (the pinset and the consensus data) will be deleted. Continue?", dir)) {
 		return errors.New("aborted")
 	}

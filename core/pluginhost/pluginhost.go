@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -89,9 +88,7 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 	if err != nil {
 		return nil, err
 	}
-	// The plugin is killed when the thread that started it dies; the SDK
-	// also watches its parent pid, which covers the core being killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithCore(cmd)
 
 	logger := l.Logger.Named(string(choice.Kind) + "." + choice.Name)
 	client := plugin.NewClient(&plugin.ClientConfig{

@@ -54,6 +54,7 @@ func (s *pluginServer) Configure(ctx context.Context, req *pluginv1.ConfigureReq
 	}
 	s.closed.Store(false)
 	s.configured.Store(true)
+	Logger().Info("configured", "config_bytes", len(req.GetConfig()))
 	return empty, nil
 }
 

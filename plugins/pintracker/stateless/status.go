@@ -310,6 +310,44 @@ func (e *engine) recoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] 
 			yield(core.PinInfo{}, err)
 			return
 		}
+		// A pin that completes after IPFS's list was read is missing from
+		// held: the candidates are asked about again, in batches, before
+		// they are re-queued.
+		var missing []core.Pin
+		flush := func() bool {
+			defer func() { missing = missing[:0] }()
+			if len(missing) == 0 {
+				return true
+			}
+			cids := make([]core.Cid, len(missing))
+			for i, p := range missing {
+				cids[i] = p.Cid
+			}
+			res, err := e.host.PinLsCids(ctx, cids)
+			if err == nil && len(res) != len(cids) {
+				err = fmt.Errorf("PinLsCids answered %d entries for %d CIDs", len(res), len(cids))
+			}
+			if err != nil {
+				yield(core.PinInfo{}, fmt.Errorf("asking IPFS: %w", err))
+				return false
+			}
+			for i, p := range missing {
+				if res[i].Type.IsPinned() {
+					continue
+				}
+				info, ok, err := requeue(p.Cid, func(op *operation) (core.Pin, opType, bool) {
+					return p, opPin, op == nil
+				})
+				if err != nil {
+					yield(core.PinInfo{}, err)
+					return false
+				}
+				if ok && !yield(info, nil) {
+					return false
+				}
+			}
+			return true
+		}
 		for p, err := range e.host.ListPins(ctx) {
 			if err != nil {
 				yield(core.PinInfo{}, fmt.Errorf("listing the pinset: %w", err))
@@ -321,19 +359,23 @@ func (e *engine) recoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] 
 			if _, ok := held[mhKey(p.Cid)]; ok {
 				continue
 			}
-			info, ok, err := requeue(p.Cid, func(op *operation) (core.Pin, opType, bool) {
-				return p, opPin, op == nil
-			})
-			if err != nil {
-				yield(core.PinInfo{}, err)
-				return
+			e.mu.Lock()
+			busy := e.ops[p.Cid] != nil
+			e.mu.Unlock()
+			if busy {
+				continue
 			}
-			if ok && !yield(info, nil) {
+			if missing = append(missing, p); len(missing) == recoverCheckBatch && !flush() {
 				return
 			}
 		}
+		flush()
 	}
 }
+
+// recoverCheckBatch is how many CIDs recoverAll asks IPFS about at once
+// before re-queueing them.
+const recoverCheckBatch = 256
 
 // clearStaleLocked forgets a failed operation that IPFS proves moot: a
 // failed pin of a CID IPFS holds, a failed unpin of one it does not.
