@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"runtime"
@@ -118,7 +119,11 @@ func newBoundaryRig(tb testing.TB, mode boundaryMode) *boundaryRig {
 		tb.Fatal(err)
 	}
 	ctx := context.Background()
-	launcher := &pluginhost.Launcher{Executable: serviceBinary, Builtin: builtin.Has, Logger: hclog.NewNullLogger()}
+	// Every mode logs as a daemon does, at info: the plugins in this process
+	// through the SDK's logger (LogLevelEnv, set in TestMain), the plugin
+	// processes at the launcher's level.
+	launcher := &pluginhost.Launcher{Executable: serviceBinary, Builtin: builtin.Has,
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: io.Discard})}
 	r := &boundaryRig{c: c}
 	for _, k := range core.Kinds {
 		choice, err := svc.Plugin(k)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // serviceBinary is built once by TestMain for the tests that run real
@@ -36,6 +37,8 @@ func TestMain(m *testing.M) {
 		serveTestPlugin(os.Args[2], os.Args[3:])
 		return
 	}
+	// Plugins served inside the test process log at a daemon's level.
+	os.Setenv(sdk.LogLevelEnv, "info")
 	dir, err := os.MkdirTemp("", "pincluster-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -89,6 +89,12 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 		return nil, err
 	}
 	dieWithCore(cmd)
+	// The plugin formats no log line the core would drop. go-plugin adds
+	// the core's own environment after this, where the variable, if set,
+	// overrides it.
+	if level := l.Logger.GetLevel(); level != hclog.NoLevel {
+		cmd.Env = append(cmd.Env, sdk.LogLevelEnv+"="+level.String())
+	}
 
 	logger := l.Logger.Named(string(choice.Kind) + "." + choice.Name)
 	client := plugin.NewClient(&plugin.ClientConfig{

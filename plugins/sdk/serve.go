@@ -20,9 +20,17 @@ import (
 // lines, so the logger must keep the original.
 var stderr = os.Stderr
 
+// LogLevelEnv names the environment variable through which the core tells
+// a plugin the level of its log (trace, debug, info, warn, error).
+const LogLevelEnv = "PINCLUSTER_PLUGIN_LOG_LEVEL"
+
 var logger = sync.OnceValue(func() hclog.Logger {
+	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
+	if level == hclog.NoLevel {
+		level = hclog.Trace
+	}
 	return hclog.New(&hclog.LoggerOptions{
-		Level:      hclog.Trace,
+		Level:      level,
 		Output:     stderr,
 		JSONFormat: true,
 	})
@@ -31,7 +39,8 @@ var logger = sync.OnceValue(func() hclog.Logger {
 // Logger returns the logger plugin authors should use. It writes JSON
 // lines to the plugin's standard error, which go-plugin reads in the core
 // and logs again, with their level and fields, under the plugin's name.
-// The core's logger decides what is kept, so every level is emitted.
+// It emits the levels the core keeps (LogLevelEnv; every level when the
+// plugin runs without a core).
 func Logger() hclog.Logger { return logger() }
 
 // parentPollInterval is how often a plugin checks that the core is alive.
