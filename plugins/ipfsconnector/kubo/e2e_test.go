@@ -21,6 +21,7 @@ func TestEndToEnd(t *testing.T) {
 	dir, api := newPeerDir(t, node.ConnectorConfig(nil), tracker)
 	d := startPeer(t, dir, api)
 	kuboID := node.IPFS("id", "-f", "<id>")
+	before := node.PinLs() // kubo's own pins, made by ipfs init
 
 	t.Run("id names the kubo node", func(t *testing.T) {
 		var id core.ID
@@ -54,6 +55,9 @@ func TestEndToEnd(t *testing.T) {
 	for _, params := range []struct{ name, query, flags string }{
 		{"default", "", ""},
 		{"cid-version=1 raw-leaves", "cid-version=1&raw-leaves=true", "--cid-version=1 --raw-leaves"},
+		{"trickle size-65536 blake2b-256", "layout=trickle&chunker=size-65536&hash=blake2b-256", "--trickle --chunker=size-65536 --hash=blake2b-256"},
+		{"rabin", "chunker=rabin-65536-131072-262144", "--chunker=rabin-65536-131072-262144"},
+		{"buzhash cid-version=1", "chunker=buzhash&cid-version=1", "--chunker=buzhash --cid-version=1"},
 	} {
 		t.Run("add through pincluster, read from kubo, "+params.name, func(t *testing.T) {
 			flags := strings.Fields(params.flags)
@@ -83,8 +87,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("ipfs cat of dir/sub/b.txt differs")
 			}
 			catBig, err := node.TryIPFS("cat", bigCid)
-			if err != nil || len(catBig) != len(strings.TrimSpace(string(big))) {
-				t.Fatalf("ipfs cat of big.bin: %d bytes, %v", len(catBig), err)
+			if err != nil || catBig != strings.TrimSpace(string(big)) {
+				t.Fatalf("ipfs cat of big.bin: %d bytes that differ from the %d added, %v", len(catBig), len(big), err)
 			}
 			if node.IPFS("cat", got["dir"]+"/a.txt") != strings.TrimSpace(string(a)) {
 				t.Fatal("ipfs cat of dir/a.txt differs")
@@ -123,6 +127,21 @@ func TestEndToEnd(t *testing.T) {
 				if p.Status != core.TrackerStatusPinned || kubo[g.Cid.String()] == "" {
 					t.Errorf("%s: pincluster says %s, ipfs pin ls %q", g.Cid, p.Status, kubo[g.Cid.String()])
 				}
+			}
+		}
+		// Each pin of the pinset is in kubo with its mode, and kubo holds
+		// no recursive or direct pin that the pinset does not have, but
+		// for those of ipfs init.
+		inPinset := map[string]bool{}
+		for _, p := range ndjsonOf[core.Pin](t, d.get("/allocations")) {
+			inPinset[p.Cid.String()] = true
+			if want := p.Mode.String(); kubo[p.Cid.String()] != want {
+				t.Errorf("%s: pinned %s in the pinset, %q in kubo", p.Cid, want, kubo[p.Cid.String()])
+			}
+		}
+		for c, typ := range kubo {
+			if _, own := before[c]; !own && !inPinset[c] {
+				t.Errorf("kubo has a %s pin of %s that the pinset does not", typ, c)
 			}
 		}
 		pinned := ndjsonOf[core.GlobalPinInfo](t, d.get("/pins?local=true&filter=pinned"))
