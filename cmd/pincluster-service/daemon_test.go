@@ -132,33 +132,16 @@ func newDaemonDir(t testing.TB) (dir, api string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	var rest map[string]any
-	if err := json.Unmarshal(svc.API["restapi"], &rest); err != nil {
-		t.Fatal(err)
-	}
-	rest["http_listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
-	svc.API["restapi"], _ = json.Marshal(rest)
-	svc.Cluster.ListenMultiaddress = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))}
-	// Plugins that listen (the embedded IPFS node, raft's host) do so on
-	// fixed ports by default: give each test daemon its own, so that
+	// Each test daemon listens on loopback ports of its own, so that
 	// daemons can run side by side.
-	for _, sections := range []config.Sections{svc.IPFSConnector, svc.Consensus} {
-		for name, raw := range sections {
-			var sec map[string]any
-			if json.Unmarshal(raw, &sec) != nil {
-				continue
-			}
-			if _, ok := sec["listen_multiaddress"]; ok {
-				sec["listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
-				sections[name], _ = json.Marshal(sec)
-			}
-		}
+	api, err = svc.ListenOnLoopback(func() int { return freePort(t) })
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := svc.Save(filepath.Join(dir, config.ServiceFile)); err != nil {
 		t.Fatal(err)
 	}
-	return dir, fmt.Sprintf("http://127.0.0.1:%d", port)
+	return dir, "http://" + api
 }
 
 // startDaemon runs the daemon on dir and waits until its API answers.

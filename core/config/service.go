@@ -250,3 +250,38 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// ListenOnLoopback points every listening address of s at 127.0.0.1 on a
+// port that port returns: the REST API, the cluster's listen addresses and
+// the listen_multiaddress of every plugin section that has one (the
+// embedded IPFS node, raft). Several peers configured this way run side by
+// side on one machine, as tests and local clusters need. It returns the
+// REST API's address (host:port).
+func (s *Service) ListenOnLoopback(port func() int) (string, error) {
+	loopback := func() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port()) }
+	api := ""
+	if raw, ok := s.API["restapi"]; ok {
+		var rest map[string]any
+		if err := json.Unmarshal(raw, &rest); err != nil {
+			return "", fmt.Errorf("api.restapi: %w", err)
+		}
+		p := port()
+		rest["http_listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p)
+		s.API["restapi"], _ = json.Marshal(rest)
+		api = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	s.Cluster.ListenMultiaddress = []string{loopback()}
+	for _, k := range core.Kinds {
+		for name, raw := range s.KindSection(k) {
+			var sec map[string]any
+			if json.Unmarshal(raw, &sec) != nil {
+				continue
+			}
+			if _, ok := sec["listen_multiaddress"]; ok {
+				sec["listen_multiaddress"] = loopback()
+				s.KindSection(k)[name], _ = json.Marshal(sec)
+			}
+		}
+	}
+	return api, nil
+}

@@ -6,13 +6,14 @@ package clienttest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,15 +105,13 @@ func StartDaemon(tb testing.TB, serviceBinary string) *Daemon {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := FreePort(tb)
-	var rest map[string]any
-	if err := json.Unmarshal(svc.API["restapi"], &rest); err != nil {
+	api, err := svc.ListenOnLoopback(func() int { return FreePort(tb) })
+	if err != nil {
 		tb.Fatal(err)
 	}
+	_, portStr, _ := strings.Cut(api, ":")
+	port, _ := strconv.Atoi(portStr)
 	maddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
-	rest["http_listen_multiaddress"] = maddr
-	svc.API["restapi"], _ = json.Marshal(rest)
-	svc.Cluster.ListenMultiaddress = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(tb))}
 	if err := svc.Save(filepath.Join(dir, config.ServiceFile)); err != nil {
 		tb.Fatal(err)
 	}

@@ -85,14 +85,10 @@ func newPeerDir(t testing.TB, connector json.RawMessage, tracker map[string]any)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := kubotest.FreePort(t)
-	var rest map[string]any
-	if err := json.Unmarshal(svc.API["restapi"], &rest); err != nil {
+	api, err = svc.ListenOnLoopback(func() int { return kubotest.FreePort(t) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	rest["http_listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
-	svc.API["restapi"], _ = json.Marshal(rest)
-	svc.Cluster.ListenMultiaddress = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", kubotest.FreePort(t))}
 	svc.SetPlugin(core.KindIPFSConnector, Name, connector)
 	if tracker != nil {
 		name := "stateless"
@@ -109,7 +105,7 @@ func newPeerDir(t testing.TB, connector json.RawMessage, tracker map[string]any)
 	if err := svc.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	return dir, fmt.Sprintf("http://127.0.0.1:%d", port)
+	return dir, "http://" + api
 }
 
 // setInformer replaces the configuration of one informer in dir's
