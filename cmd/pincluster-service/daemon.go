@@ -20,6 +20,7 @@ import (
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
 	"github.com/pincluster/pincluster/plugins/builtin"
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 func cmdDaemon(g globals, args []string) error {
@@ -39,6 +40,8 @@ func cmdDaemon(g globals, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+
+	defer sdk.StartCPUProfile("core")()
 
 	p, err := startPeer(ctx, g.configDir, svc, ident, logger)
 	if err != nil {

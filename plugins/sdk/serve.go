@@ -68,6 +68,8 @@ func Serve(impl core.Plugin) {
 		lg.Error("cannot serve plugin", "error", err)
 		os.Exit(1)
 	}
+	stopProfile := StartCPUProfile(string(p.Kind))
+	defer stopProfile()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{core.ProtocolVersion: {string(p.Kind): p}},

@@ -165,7 +165,7 @@ func (e *engine) status(ctx context.Context, cids []core.Cid, held map[string]st
 func (e *engine) statusAll(ctx context.Context, filter core.TrackerStatus, held map[string]struct{}) iter.Seq2[core.PinInfo, error] {
 	return func(yield func(core.PinInfo, error) bool) {
 		if !filter.Match(derivedStatuses) {
-			for _, info := range e.opInfos(filter) {
+			for info := range e.opInfos(filter) {
 				if !yield(info, nil) {
 					return
 				}
@@ -207,18 +207,33 @@ func (e *engine) statusAll(ctx context.Context, filter core.TrackerStatus, held 
 	}
 }
 
-// opInfos lists the operations matching filter, ordered by CID.
-func (e *engine) opInfos(filter core.TrackerStatus) []core.PinInfo {
-	e.mu.Lock()
-	var out []core.PinInfo
-	for _, op := range e.ops {
-		if op.status().Match(filter) {
-			out = append(out, e.opInfoLocked(op))
+// opInfos streams the operations matching filter, each as it is when it
+// is sent, in no particular order. The lock is held to pick them and then
+// for one at a time only, so that a reader that stops early (is anything
+// queued?) costs little however long the queue.
+func (e *engine) opInfos(filter core.TrackerStatus) iter.Seq[core.PinInfo] {
+	return func(yield func(core.PinInfo) bool) {
+		e.mu.Lock()
+		var picked []*operation
+		for _, op := range e.ops {
+			if op.status().Match(filter) {
+				picked = append(picked, op)
+			}
+		}
+		e.mu.Unlock()
+		for _, op := range picked {
+			e.mu.Lock()
+			current := e.ops[op.pin.Cid] == op
+			info := e.opInfoLocked(op)
+			e.mu.Unlock()
+			if !current || !info.Status.Match(filter) {
+				continue // finished or changed since it was picked
+			}
+			if !yield(info) {
+				return
+			}
 		}
 	}
-	e.mu.Unlock()
-	slices.SortFunc(out, func(a, b core.PinInfo) int { return strings.Compare(a.Cid.KeyString(), b.Cid.KeyString()) })
-	return out
 }
 
 // recover re-queues the CIDs whose status is an error; see Tracker.Recover.
