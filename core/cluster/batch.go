@@ -55,9 +55,13 @@ func (c *Cluster) write(ctx context.Context, req *writeRequest) (core.Pin, error
 	}
 }
 
-// writeWorkers is how many batches may be in flight at once: while one
-// waits for the consensus to sync its log, the next is being prepared.
-const writeWorkers = 2
+// writeWorkers is how many batches may be in flight at once. One is
+// fastest on one peer, with the plugins in process or not and the raft log
+// on disk or in memory: requests that arrive while a batch is committed all
+// join the next one, twice as many as with two in flight, and every batch
+// costs three calls across the plugin boundary (BenchmarkPluginBoundary;
+// docs/performance.md).
+const writeWorkers = 1
 
 // runWriter forms batches of queued writes until the cluster stops. A CID
 // is in at most one batch in flight, so that a later request for it sees

@@ -48,7 +48,7 @@ func servePin(p core.IPFSPinner, req *pluginv1.IPFSPinRequests, st grpc.ServerSt
 		return invalidArgument(err)
 	}
 	open := func(ctx context.Context) iter.Seq2[core.IPFSPinResult, error] { return p.Pin(ctx, reqs) }
-	return serveBatched(st.Context(), open, IPFSPinResultToProto, wrapPinResults, st.Send)
+	return serveBatchedLinger(st.Context(), ResultLinger, open, IPFSPinResultToProto, wrapPinResults, st.Send)
 }
 
 func serveUnpin(p core.IPFSPinner, req *pluginv1.Cids, st grpc.ServerStreamingServer[pluginv1.IPFSPinResults]) error {
@@ -57,7 +57,7 @@ func serveUnpin(p core.IPFSPinner, req *pluginv1.Cids, st grpc.ServerStreamingSe
 		return invalidArgument(err)
 	}
 	open := func(ctx context.Context) iter.Seq2[core.IPFSPinResult, error] { return p.Unpin(ctx, cids) }
-	return serveBatched(st.Context(), open, IPFSPinResultToProto, wrapPinResults, st.Send)
+	return serveBatchedLinger(st.Context(), ResultLinger, open, IPFSPinResultToProto, wrapPinResults, st.Send)
 }
 
 func servePinLs(p core.IPFSPinner, st grpc.ServerStreamingServer[pluginv1.IPFSPinInfos]) error {

@@ -101,7 +101,7 @@ func TestIsUnavailable(t *testing.T) {
 // returns the batches sent and the final error.
 func batches(seq iter.Seq2[int, error], size int) ([][]int, error) {
 	var out [][]int
-	err := serveBatchedSized(context.Background(),
+	err := serveBatchedSized(context.Background(), 0,
 		func(context.Context) iter.Seq2[int, error] { return seq },
 		func(i int) int { return i },
 		func(int) int { return size },
@@ -201,7 +201,7 @@ func TestBatchingSlowProducer(t *testing.T) {
 			time.Sleep(delay)
 		}
 	}
-	err := serveBatchedSized(context.Background(),
+	err := serveBatchedSized(context.Background(), 0,
 		func(context.Context) iter.Seq2[int, error] { return seq },
 		func(i int) int { return i }, func(int) int { return 1 },
 		func(b []int) []int { return b },
@@ -230,7 +230,7 @@ func TestBatchingCancel(t *testing.T) {
 		}
 	}
 	sends := 0
-	err := serveBatchedSized(ctx,
+	err := serveBatchedSized(ctx, 0,
 		func(context.Context) iter.Seq2[int, error] { return seq },
 		func(i int) int { return i }, func(int) int { return 1 },
 		func(b []int) []int { return b },

@@ -53,7 +53,7 @@ func repoGCSize(k core.IPFSRepoGCKey) int { return len(k.Key.Bytes()) + len(k.Er
 
 func (s *ipfsConnectorServer) RepoGC(_ *pluginv1.Empty, st grpc.ServerStreamingServer[pluginv1.RepoGCKeys]) error {
 	keep := func(k core.IPFSRepoGCKey) core.IPFSRepoGCKey { return k }
-	return serveBatchedSized(st.Context(), s.impl.RepoGC, keep, repoGCSize, RepoGCKeysToProto, st.Send)
+	return serveBatchedSized(st.Context(), 0, s.impl.RepoGC, keep, repoGCSize, RepoGCKeysToProto, st.Send)
 }
 
 func (s *ipfsConnectorServer) Resolve(ctx context.Context, req *pluginv1.ResolveRequest) (*pluginv1.CidRequest, error) {

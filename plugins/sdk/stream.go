@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -15,10 +16,14 @@ import (
 // MaxBatchBytes bytes per message (a single larger item travels alone).
 // A batch holds whatever items are ready when the previous message has
 // been sent: a slow producer gets its items delivered one by one at once,
-// a fast one gets full batches.
+// a fast one gets full batches. The streams of pin and unpin results
+// linger up to ResultLinger after their first ready item for more, since
+// their items come one by one as IPFS completes them and every message
+// costs a crossing.
 const (
 	MaxBatchItems = 512
 	MaxBatchBytes = 1 << 20
+	ResultLinger  = time.Millisecond
 )
 
 type streamItem[P any] struct {
@@ -37,11 +42,25 @@ func serveBatched[T any, P proto.Message, M any](
 	wrap func([]P) M,
 	send func(M) error,
 ) error {
-	return serveBatchedSized(parent, open, conv, func(p P) int { return proto.Size(p) }, wrap, send)
+	return serveBatchedSized(parent, 0, open, conv, func(p P) int { return proto.Size(p) }, wrap, send)
+}
+
+// serveBatchedLinger is serveBatched for streams whose items come one by
+// one: after the first item of a batch it waits up to linger for more.
+func serveBatchedLinger[T any, P proto.Message, M any](
+	parent context.Context,
+	linger time.Duration,
+	open func(context.Context) iter.Seq2[T, error],
+	conv func(T) P,
+	wrap func([]P) M,
+	send func(M) error,
+) error {
+	return serveBatchedSized(parent, linger, open, conv, func(p P) int { return proto.Size(p) }, wrap, send)
 }
 
 func serveBatchedSized[T, P, M any](
 	parent context.Context,
+	linger time.Duration,
 	open func(context.Context) iter.Seq2[T, error],
 	conv func(T) P,
 	size func(P) int,
@@ -97,26 +116,48 @@ func serveBatchedSized[T, P, M any](
 		batch[0] = first.v
 		bytes := first.size
 		done, endErr := false, error(nil)
+		var wait <-chan time.Time // set once the batch has waited for more
+		var timer *time.Timer
 	fill:
 		for len(batch) < MaxBatchItems {
+			var (
+				it streamItem[P]
+				ok bool
+			)
 			select {
-			case it, ok := <-ch:
-				switch {
-				case !ok:
-					done = true
-					break fill
-				case it.err != nil:
-					done, endErr = true, it.err
-					break fill
-				case bytes+it.size > MaxBatchBytes:
-					carry = &it
+			case it, ok = <-ch:
+			default:
+				if linger <= 0 {
 					break fill
 				}
-				batch = append(batch, it.v)
-				bytes += it.size
-			default:
+				if timer == nil {
+					timer = time.NewTimer(linger)
+					wait = timer.C
+				}
+				select {
+				case it, ok = <-ch:
+				case <-wait:
+					break fill
+				case <-ctx.Done():
+					break fill
+				}
+			}
+			switch {
+			case !ok:
+				done = true
+				break fill
+			case it.err != nil:
+				done, endErr = true, it.err
+				break fill
+			case bytes+it.size > MaxBatchBytes:
+				carry = &it
 				break fill
 			}
+			batch = append(batch, it.v)
+			bytes += it.size
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		if err := send(wrap(batch)); err != nil {
 			return err
