@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pincluster/pincluster/api/client/clienttest"
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 )
 
@@ -18,7 +18,7 @@ import (
 var serviceBinary string
 
 func TestMain(m *testing.M) {
-	os.Exit(clienttest.MainWithService(m, &serviceBinary))
+	os.Exit(servicetest.MainWithService(m, &serviceBinary))
 }
 
 // waitStatus waits (at most 30s) until every peer reports target.
@@ -34,7 +34,7 @@ func waitStatus(t *testing.T, c *Client, ci core.Cid, target core.TrackerStatus)
 }
 
 func TestAgainstDaemon(t *testing.T) {
-	d := clienttest.StartDaemon(t, serviceBinary)
+	d := servicetest.StartDaemon(t, serviceBinary)
 	dbg := &debugLog{}
 	// The API as a multiaddress, as ipfs-cluster-ctl takes it.
 	c := newClient(t, d.Multiaddr, func(c *Config) { c.Debug = dbg.add })

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pincluster/pincluster/api/client/clienttest"
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 )
 
@@ -44,7 +44,7 @@ func mustContain(t testing.TB, out string, subs ...string) {
 
 // TestCtlAgainstDaemon runs every command against one real daemon.
 func TestCtlAgainstDaemon(t *testing.T) {
-	d := clienttest.StartDaemon(t, serviceBinary)
+	d := servicetest.StartDaemon(t, serviceBinary)
 	ctl := runner{t: t}.with("--host", d.Multiaddr)
 	js := ctl.with("--enc=json")
 	self := d.PeerID

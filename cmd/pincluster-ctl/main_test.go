@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pincluster/pincluster/api/client/clienttest"
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 )
 
 // Binaries built once by TestMain.
@@ -45,7 +45,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building pincluster-ctl:", err)
 		return 1
 	}
-	if serviceBinary, err = clienttest.BuildService(dir); err != nil {
+	if serviceBinary, err = servicetest.BuildService(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/pincluster/pincluster/core"
-	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
 )
 
@@ -43,14 +41,10 @@ func TestDaemonEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir, api := newDaemonDir(t)
 	d := startDaemon(t, dir, api)
-	ident, err := config.LoadIdentity(filepath.Join(dir, config.IdentityFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	self := ident.ID.String()
+	self := d.PeerID
 
 	t.Run("plugins run as separate processes", func(t *testing.T) {
-		kids := childrenOf(t, d.cmd.Process.Pid)
+		kids := childrenOf(t, d.Cmd.Process.Pid)
 		for _, k := range core.Kinds {
 			found := false
 			for _, cmdline := range kids {
@@ -66,41 +60,41 @@ func TestDaemonEndToEnd(t *testing.T) {
 
 	t.Run("id version peers", func(t *testing.T) {
 		var v core.Version
-		expect(t, d.get("/version"), 200, &v)
+		expect(t, d.Get("/version"), 200, &v)
 		if v.Version != core.SoftwareVersion {
 			t.Errorf("version %q", v.Version)
 		}
 		var id core.ID
-		expect(t, d.get("/id"), 200, &id)
+		expect(t, d.Get("/id"), 200, &id)
 		if id.ID.String() != self || len(id.ClusterPeers) != 1 || id.ClusterPeers[0].String() != self {
 			t.Errorf("unexpected id %+v", id)
 		}
 		if id.IPFS.ID == "" || id.IPFS.Error != "" {
 			t.Errorf("ipfs id missing: %+v", id.IPFS)
 		}
-		peers := ndjson[core.ID](t, d.get("/peers"))
+		peers := ndjson[core.ID](t, d.Get("/peers"))
 		if len(peers) != 1 || peers[0].ID.String() != self {
 			t.Errorf("peers %+v", peers)
 		}
 	})
 
 	t.Run("add a file", func(t *testing.T) {
-		body, ct := multipartBody(t, part{name: "hello.txt", data: "hello\n"})
-		r := do(t, "POST", d.api+"/add", body, ct)
+		body, ct := multipartBody(t, part{Name: "hello.txt", Data: []byte("hello\n")})
+		r := do(t, "POST", d.URL+"/add", body, ct)
 		out := ndjson[core.AddedOutput](t, r)
-		if r.status != 200 || len(out) != 1 || out[0].Cid.String() != helloV0 || out[0].Size != 14 || out[0].Name != "hello.txt" {
+		if r.Status != 200 || len(out) != 1 || out[0].Cid.String() != helloV0 || out[0].Size != 14 || out[0].Name != "hello.txt" {
 			t.Fatalf("add: %s", r)
 		}
 		if len(out[0].Allocations) != 1 || out[0].Allocations[0].String() != self {
 			t.Errorf("allocations %v", out[0].Allocations)
 		}
-		if te := r.trailer.Get("X-Stream-Error"); te != "" {
+		if te := r.Trailer.Get("X-Stream-Error"); te != "" {
 			t.Errorf("trailer error %q", te)
 		}
 		d.waitStatus(helloV0, core.TrackerStatusPinned)
 
-		body, ct = multipartBody(t, part{name: "hello.txt", data: "hello\n"})
-		out = ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?cid-version=1", body, ct))
+		body, ct = multipartBody(t, part{Name: "hello.txt", Data: []byte("hello\n")})
+		out = ndjson[core.AddedOutput](t, do(t, "POST", d.URL+"/add?cid-version=1", body, ct))
 		if len(out) != 1 || out[0].Cid.String() != helloV1 || out[0].Size != 6 {
 			t.Fatalf("add cid-version=1: %+v", out)
 		}
@@ -110,12 +104,12 @@ func TestDaemonEndToEnd(t *testing.T) {
 	var dirCid, aCid string
 	t.Run("add a directory and pin a path inside it", func(t *testing.T) {
 		body, ct := multipartBody(t,
-			part{name: "dir", dir: true},
-			part{name: "dir/a.txt", data: "file a\n"},
-			part{name: "dir/sub", dir: true},
-			part{name: "dir/sub/b.txt", data: "file b\n"},
+			part{Name: "dir", Dir: true},
+			part{Name: "dir/a.txt", Data: []byte("file a\n")},
+			part{Name: "dir/sub", Dir: true},
+			part{Name: "dir/sub/b.txt", Data: []byte("file b\n")},
 		)
-		out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=false", body, ct))
+		out := ndjson[core.AddedOutput](t, do(t, "POST", d.URL+"/add?no-pin=false", body, ct))
 		var names []string
 		for _, o := range out {
 			names = append(names, o.Name)
@@ -127,7 +121,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		d.waitStatus(dirCid, core.TrackerStatusPinned)
 
 		var pin core.Pin
-		expect(t, d.post("/pins/ipfs/"+dirCid+"/a.txt?name=afile&meta-kind=text&replication=-1"), 200, &pin)
+		expect(t, d.Post("/pins/ipfs/"+dirCid+"/a.txt?name=afile&meta-kind=text&replication=-1"), 200, &pin)
 		if pin.Cid.String() != aCid || pin.Name != "afile" || pin.Metadata["kind"] != "text" {
 			t.Fatalf("path pin: %+v", pin)
 		}
@@ -135,42 +129,42 @@ func TestDaemonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("pin by CID and allocations", func(t *testing.T) {
-		body, ct := multipartBody(t, part{name: "loose.txt", data: "not pinned at first\n"})
-		out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=true", body, ct))
+		body, ct := multipartBody(t, part{Name: "loose.txt", Data: []byte("not pinned at first\n")})
+		out := ndjson[core.AddedOutput](t, do(t, "POST", d.URL+"/add?no-pin=true", body, ct))
 		loose := out[0].Cid.String()
 		var g core.GlobalPinInfo
-		expect(t, d.get("/pins/"+loose), 200, &g)
+		expect(t, d.Get("/pins/"+loose), 200, &g)
 		if g.PeerMap[self].Status != core.TrackerStatusUnpinned {
 			t.Fatalf("no-pin content is %s", g.PeerMap[self].Status)
 		}
-		expectError(t, d.get("/allocations/"+loose), 404, "pin is not part of the pinset")
+		expectError(t, d.Get("/allocations/"+loose), 404, "pin is not part of the pinset")
 
 		var pin core.Pin
-		expect(t, d.post("/pins/"+loose+"?name=loose&replication-min=1&replication-max=1"), 200, &pin)
+		expect(t, d.Post("/pins/"+loose+"?name=loose&replication-min=1&replication-max=1"), 200, &pin)
 		if pin.ReplicationFactorMin != 1 || len(pin.Allocations) != 1 || pin.Allocations[0].String() != self {
 			t.Fatalf("pin: %+v", pin)
 		}
 		d.waitStatus(loose, core.TrackerStatusPinned)
-		expect(t, d.get("/allocations/"+loose), 200, &pin)
+		expect(t, d.Get("/allocations/"+loose), 200, &pin)
 		if pin.Name != "loose" {
 			t.Fatalf("allocation: %+v", pin)
 		}
-		pins := ndjson[core.Pin](t, d.get("/allocations?filter=pin"))
+		pins := ndjson[core.Pin](t, d.Get("/allocations?filter=pin"))
 		if len(pins) != 5 {
 			t.Fatalf("allocations: %d pins", len(pins))
 		}
-		r := d.get("/allocations?filter=meta-pin")
-		if r.status != 204 {
+		r := d.Get("/allocations?filter=meta-pin")
+		if r.Status != 204 {
 			t.Fatalf("allocations of meta-pins: %s", r)
 		}
 	})
 
 	t.Run("status streams", func(t *testing.T) {
-		all := ndjson[core.GlobalPinInfo](t, d.get("/pins"))
+		all := ndjson[core.GlobalPinInfo](t, d.Get("/pins"))
 		if len(all) != 5 {
 			t.Fatalf("GET /pins: %d items", len(all))
 		}
-		local := ndjson[core.GlobalPinInfo](t, d.get("/pins?local=true&filter=pinned"))
+		local := ndjson[core.GlobalPinInfo](t, d.Get("/pins?local=true&filter=pinned"))
 		if len(local) != 5 {
 			t.Fatalf("GET /pins?local=true&filter=pinned: %d items", len(local))
 		}
@@ -179,15 +173,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 				t.Fatalf("local status %+v", g)
 			}
 		}
-		if r := d.get("/pins?filter=pin_error"); r.status != 204 {
+		if r := d.Get("/pins?filter=pin_error"); r.Status != 204 {
 			t.Fatalf("filter=pin_error: %s", r)
 		}
-		two := ndjson[core.GlobalPinInfo](t, d.get("/pins?cids="+helloV0+","+dirCid))
+		two := ndjson[core.GlobalPinInfo](t, d.Get("/pins?cids="+helloV0+","+dirCid))
 		if len(two) != 2 {
 			t.Fatalf("cids mode: %d items", len(two))
 		}
 		var one core.GlobalPinInfo
-		expect(t, d.get("/pins/"+dirCid+"?local=true"), 200, &one)
+		expect(t, d.Get("/pins/"+dirCid+"?local=true"), 200, &one)
 		if one.Cid.String() != dirCid || len(one.PeerMap) != 1 || one.PeerMap[self].Status != core.TrackerStatusPinned {
 			t.Fatalf("GET /pins/{cid}?local=true: %+v", one)
 		}
@@ -195,18 +189,18 @@ func TestDaemonEndToEnd(t *testing.T) {
 
 	t.Run("recover and sync", func(t *testing.T) {
 		var g core.GlobalPinInfo
-		expect(t, d.post("/pins/"+helloV0+"/recover"), 200, &g)
+		expect(t, d.Post("/pins/"+helloV0+"/recover"), 200, &g)
 		if g.PeerMap[self].Status != core.TrackerStatusPinned {
 			t.Fatalf("recover of a pinned CID: %+v", g)
 		}
-		if r := d.post("/pins/recover"); r.status != 204 {
+		if r := d.Post("/pins/recover"); r.Status != 204 {
 			t.Fatalf("recover all with nothing to recover: %s", r)
 		}
-		expect(t, d.post("/pins/"+helloV0+"/sync"), 200, &g)
+		expect(t, d.Post("/pins/"+helloV0+"/sync"), 200, &g)
 		if g.PeerMap[self].Status != core.TrackerStatusPinned {
 			t.Fatalf("sync: %+v", g)
 		}
-		synced := ndjson[core.GlobalPinInfo](t, d.post("/pins/sync"))
+		synced := ndjson[core.GlobalPinInfo](t, d.Post("/pins/sync"))
 		if len(synced) != 5 {
 			t.Fatalf("sync all: %d items", len(synced))
 		}
@@ -219,116 +213,116 @@ func TestDaemonEndToEnd(t *testing.T) {
 		missing := randomCid(t)
 		var pin core.Pin
 		for _, c := range []string{missing, late, later} {
-			expect(t, d.post("/pins/"+c), 200, &pin)
+			expect(t, d.Post("/pins/"+c), 200, &pin)
 		}
 		for _, c := range []string{missing, late, later} {
 			if g := d.waitStatus(c, core.TrackerStatusPinError); g.PeerMap[self].Error == "" {
 				t.Errorf("pin_error without an error message")
 			}
 		}
-		expect(t, d.delete("/pins/"+missing), 200, &pin)
+		expect(t, d.Delete("/pins/"+missing), 200, &pin)
 		d.waitStatus(missing, core.TrackerStatusUnpinned)
 	})
 
 	t.Run("failed pins recover once their content is there", func(t *testing.T) {
 		for _, data := range [][]byte{one, all} {
-			body, ct := multipartBody(t, part{name: "late.txt", data: string(data)})
-			out := ndjson[core.AddedOutput](t, do(t, "POST", d.api+"/add?no-pin=true&cid-version=1", body, ct))
+			body, ct := multipartBody(t, part{Name: "late.txt", Data: data})
+			out := ndjson[core.AddedOutput](t, do(t, "POST", d.URL+"/add?no-pin=true&cid-version=1", body, ct))
 			if len(out) != 1 || out[0].Cid.String() != rawCid(t, data) {
 				t.Fatalf("add: %+v", out)
 			}
 		}
 		// One CID...
 		var g core.GlobalPinInfo
-		expect(t, d.post("/pins/"+late+"/recover"), 200, &g)
+		expect(t, d.Post("/pins/"+late+"/recover"), 200, &g)
 		if st := g.PeerMap[self].Status; st != core.TrackerStatusPinQueued && st != core.TrackerStatusPinning && st != core.TrackerStatusPinned {
 			t.Fatalf("recover answered %+v", g)
 		}
 		d.waitStatus(late, core.TrackerStatusPinned)
 		// ... and every failed pin.
-		recovered := ndjson[core.GlobalPinInfo](t, d.post("/pins/recover"))
+		recovered := ndjson[core.GlobalPinInfo](t, d.Post("/pins/recover"))
 		if len(recovered) != 1 || recovered[0].Cid.String() != later {
 			t.Fatalf("recover all: %+v", recovered)
 		}
 		d.waitStatus(later, core.TrackerStatusPinned)
-		if r := d.get("/pins?filter=error"); r.status != 204 {
+		if r := d.Get("/pins?filter=error"); r.Status != 204 {
 			t.Fatalf("errors left after recovering: %s", r)
 		}
 		for _, c := range []string{late, later} {
-			expect(t, d.delete("/pins/"+c), 200, nil)
+			expect(t, d.Delete("/pins/"+c), 200, nil)
 			d.waitStatus(c, core.TrackerStatusUnpinned)
 		}
 	})
 
 	t.Run("unpin", func(t *testing.T) {
 		var pin core.Pin
-		expect(t, d.delete("/pins/"+helloV1), 200, &pin)
+		expect(t, d.Delete("/pins/"+helloV1), 200, &pin)
 		if pin.Cid.String() != helloV1 {
 			t.Fatalf("unpin returned %+v", pin)
 		}
 		d.waitStatus(helloV1, core.TrackerStatusUnpinned)
-		expect(t, d.delete("/pins/ipfs/"+aCid), 200, &pin)
+		expect(t, d.Delete("/pins/ipfs/"+aCid), 200, &pin)
 		d.waitStatus(aCid, core.TrackerStatusUnpinned)
-		expectError(t, d.delete("/pins/"+aCid), 404, "pin is not part of the pinset")
+		expectError(t, d.Delete("/pins/"+aCid), 404, "pin is not part of the pinset")
 	})
 
 	t.Run("health, metrics, gc", func(t *testing.T) {
 		var graph core.ConnectGraph
-		expect(t, d.get("/health/graph"), 200, &graph)
+		expect(t, d.Get("/health/graph"), 200, &graph)
 		if graph.ClusterID.String() != self || graph.ClustertoIPFS[self] == "" {
 			t.Fatalf("graph %+v", graph)
 		}
 		var names []string
-		expect(t, d.get("/monitor/metrics"), 200, &names)
+		expect(t, d.Get("/monitor/metrics"), 200, &names)
 		if !strings.Contains(strings.Join(names, ","), "freespace") {
 			t.Fatalf("metric names %v", names)
 		}
 		var metrics []core.Metric
-		expect(t, d.get("/monitor/metrics/freespace"), 200, &metrics)
+		expect(t, d.Get("/monitor/metrics/freespace"), 200, &metrics)
 		if len(metrics) != 1 || metrics[0].Peer.String() != self || metrics[0].Weight <= 0 {
 			t.Fatalf("freespace %+v", metrics)
 		}
 		var alerts []core.Alert
-		expect(t, d.get("/health/alerts"), 200, &alerts)
+		expect(t, d.Get("/health/alerts"), 200, &alerts)
 		var gc core.GlobalRepoGC
-		expect(t, d.post("/ipfs/gc"), 200, &gc)
+		expect(t, d.Post("/ipfs/gc"), 200, &gc)
 		if _, ok := gc.PeerMap[self]; !ok {
 			t.Fatalf("gc %+v", gc)
 		}
 	})
 
 	t.Run("bad input", func(t *testing.T) {
-		expectError(t, d.get("/idx"), 404, "not found")
-		if r := do(t, "PUT", d.api+"/id", nil, ""); r.status != 405 {
+		expectError(t, d.Get("/idx"), 404, "not found")
+		if r := do(t, "PUT", d.URL+"/id", nil, ""); r.Status != 405 {
 			t.Fatalf("PUT /id: %s", r)
 		}
-		expectError(t, d.get("/allocations?filter=invalid"), 400, "invalid filter value")
-		expectError(t, d.get("/allocations/abcd"), 400, "error decoding Cid")
-		expectError(t, d.get("/pins?filter=foo"), 400, "invalid filter value")
-		expectError(t, d.get("/pins?cids=bad"), 400, "error decoding Cid")
-		expectError(t, d.get("/pins/notacid"), 400, "error decoding Cid")
-		expectError(t, d.post("/pins/"+helloV0+"?replication-min=x"), 400, "parameter replication-min invalid")
-		expectError(t, d.post("/pins/ipfs/invalidhash"), 400, "error parsing path")
-		expectError(t, d.delete("/pins/abcd"), 400, "error decoding Cid")
-		expectError(t, d.delete("/pins/ipfs/invalidhash"), 400, "error parsing path")
-		expectError(t, d.post("/pins/ipld/invalidhash"), 400, "error parsing path")
-		expectError(t, d.post("/pins/notacid/recover"), 400, "error decoding Cid")
-		expectError(t, d.post("/pins/notacid/sync"), 400, "error decoding Cid")
-		expectError(t, d.post("/pins/"+helloV0+"?expire-at=yesterday"), 400, "expire-at cannot be parsed")
-		expectError(t, d.post("/pins/"+helloV0+"?expire-in=1ms"), 400, "expire-in duration too short")
-		expectError(t, d.post("/pins/"+helloV0+"?pin-update=notacid"), 400, "error decoding update option parameter")
-		expectError(t, d.post("/pins/"+helloV0+"?origins=/ip4/1.2.3.4/tcp/1"), 400, "multiaddress does not contain peer ID")
-		expectError(t, d.post("/pins/"+helloV0+"?replication-min=2&replication-max=1"), 500, "cluster.replication_factor_min is larger than max")
-		expectError(t, d.delete("/peers/abc"), 400, "error decoding Peer ID")
-		expectError(t, do(t, "POST", d.api+"/add", strings.NewReader("hello"), "text/plain"), 400, "request Content-Type isn't multipart/form-data")
-		body, ct := multipartBody(t, part{name: "x", data: "x"})
-		expectError(t, do(t, "POST", d.api+"/add?layout=foo", body, ct), 400, "layout parameter is invalid")
-		r := do(t, "POST", d.api+"/add", strings.NewReader("--garbage\r\nbroken"), "multipart/form-data; boundary=garbage")
-		if r.status != 200 || r.trailer.Get("X-Stream-Error") == "" {
-			t.Fatalf("malformed multipart: %s (trailer %v)", r, r.trailer)
+		expectError(t, d.Get("/allocations?filter=invalid"), 400, "invalid filter value")
+		expectError(t, d.Get("/allocations/abcd"), 400, "error decoding Cid")
+		expectError(t, d.Get("/pins?filter=foo"), 400, "invalid filter value")
+		expectError(t, d.Get("/pins?cids=bad"), 400, "error decoding Cid")
+		expectError(t, d.Get("/pins/notacid"), 400, "error decoding Cid")
+		expectError(t, d.Post("/pins/"+helloV0+"?replication-min=x"), 400, "parameter replication-min invalid")
+		expectError(t, d.Post("/pins/ipfs/invalidhash"), 400, "error parsing path")
+		expectError(t, d.Delete("/pins/abcd"), 400, "error decoding Cid")
+		expectError(t, d.Delete("/pins/ipfs/invalidhash"), 400, "error parsing path")
+		expectError(t, d.Post("/pins/ipld/invalidhash"), 400, "error parsing path")
+		expectError(t, d.Post("/pins/notacid/recover"), 400, "error decoding Cid")
+		expectError(t, d.Post("/pins/notacid/sync"), 400, "error decoding Cid")
+		expectError(t, d.Post("/pins/"+helloV0+"?expire-at=yesterday"), 400, "expire-at cannot be parsed")
+		expectError(t, d.Post("/pins/"+helloV0+"?expire-in=1ms"), 400, "expire-in duration too short")
+		expectError(t, d.Post("/pins/"+helloV0+"?pin-update=notacid"), 400, "error decoding update option parameter")
+		expectError(t, d.Post("/pins/"+helloV0+"?origins=/ip4/1.2.3.4/tcp/1"), 400, "multiaddress does not contain peer ID")
+		expectError(t, d.Post("/pins/"+helloV0+"?replication-min=2&replication-max=1"), 500, "cluster.replication_factor_min is larger than max")
+		expectError(t, d.Delete("/peers/abc"), 400, "error decoding Peer ID")
+		expectError(t, do(t, "POST", d.URL+"/add", strings.NewReader("hello"), "text/plain"), 400, "request Content-Type isn't multipart/form-data")
+		body, ct := multipartBody(t, part{Name: "x", Data: []byte("x")})
+		expectError(t, do(t, "POST", d.URL+"/add?layout=foo", body, ct), 400, "layout parameter is invalid")
+		r := do(t, "POST", d.URL+"/add", strings.NewReader("--garbage\r\nbroken"), "multipart/form-data; boundary=garbage")
+		if r.Status != 200 || r.Trailer.Get("X-Stream-Error") == "" {
+			t.Fatalf("malformed multipart: %s (trailer %v)", r, r.Trailer)
 		}
 		var id core.ID
-		expect(t, d.get("/id"), 200, &id)
+		expect(t, d.Get("/id"), 200, &id)
 	})
 
 	t.Run("state survives a restart", func(t *testing.T) {
@@ -342,12 +336,12 @@ func TestDaemonEndToEnd(t *testing.T) {
 		for _, c := range []string{helloV0, dirCid} {
 			d2.waitStatus(c, core.TrackerStatusPinned)
 		}
-		pins := ndjson[core.Pin](t, d2.get("/allocations"))
+		pins := ndjson[core.Pin](t, d2.Get("/allocations"))
 		if len(pins) != 3 {
 			t.Fatalf("%d pins after restart, want 3", len(pins))
 		}
 		var g core.GlobalPinInfo
-		expect(t, d2.post("/pins/"+helloV0+"/sync"), 200, &g)
+		expect(t, d2.Post("/pins/"+helloV0+"/sync"), 200, &g)
 		if g.PeerMap[self].Status != core.TrackerStatusPinned {
 			t.Fatalf("content lost after restart: %+v", g)
 		}
@@ -366,11 +360,11 @@ func TestDaemonKillLeavesNoPlugins(t *testing.T) {
 	d.waitPlugin(core.KindAllocator, "restarted", func(p pluginhost.Info) bool {
 		return p.State == pluginhost.StateRunning && p.Restarts == 1
 	})
-	kids := childrenOf(t, d.cmd.Process.Pid)
+	kids := childrenOf(t, d.Cmd.Process.Pid)
 	if len(kids) < 4 {
 		t.Fatalf("expected 4 plugin processes, found %v", kids)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
@@ -49,25 +50,11 @@ func (a *hangAllocator) Allocate(ctx context.Context, req core.AllocateRequest) 
 	return a.Allocator.Allocate(ctx, req)
 }
 
-// editService changes the service.json of the peer in dir.
-func editService(t testing.TB, dir string, edit func(svc *config.Service)) {
-	t.Helper()
-	path := filepath.Join(dir, config.ServiceFile)
-	svc, err := config.LoadService(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit(svc)
-	if err := svc.Save(path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // plugins returns GET /plugins by kind.
 func (d *daemon) plugins() map[core.Kind]pluginhost.Info {
-	d.t.Helper()
+	d.TB.Helper()
 	var list []pluginhost.Info
-	expect(d.t, d.get("/plugins"), 200, &list)
+	expect(d.TB, d.Get("/plugins"), 200, &list)
 	out := make(map[core.Kind]pluginhost.Info, len(list))
 	for _, p := range list {
 		out[p.Kind] = p
@@ -77,7 +64,7 @@ func (d *daemon) plugins() map[core.Kind]pluginhost.Info {
 
 // waitPlugin polls GET /plugins until the plugin of kind k satisfies ok.
 func (d *daemon) waitPlugin(k core.Kind, what string, ok func(pluginhost.Info) bool) pluginhost.Info {
-	d.t.Helper()
+	d.TB.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		p := d.plugins()[k]
@@ -85,7 +72,7 @@ func (d *daemon) waitPlugin(k core.Kind, what string, ok func(pluginhost.Info) b
 			return p
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("%s plugin: %s not within 60s: %+v", k, what, p)
+			d.TB.Fatalf("%s plugin: %s not within 60s: %+v", k, what, p)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -106,12 +93,12 @@ func waitGone(t testing.TB, pid int) {
 // pinning them and returns the files' CIDs.
 func addFiles(t testing.TB, d *daemon, n int) []string {
 	t.Helper()
-	parts := []part{{name: "d", dir: true}}
+	parts := []part{{Name: "d", Dir: true}}
 	for i := range n {
-		parts = append(parts, part{name: fmt.Sprintf("d/f%04d", i), data: fmt.Sprintf("%s file %d\n", t.Name(), i)})
+		parts = append(parts, part{Name: fmt.Sprintf("d/f%04d", i), Data: fmt.Appendf(nil, "%s file %d\n", t.Name(), i)})
 	}
 	body, ct := multipartBody(t, parts...)
-	r := do(t, "POST", d.api+"/add?no-pin=true", body, ct)
+	r := do(t, "POST", d.URL+"/add?no-pin=true", body, ct)
 	out := ndjson[core.AddedOutput](t, r)
 	var cids []string
 	for _, o := range out {
@@ -119,8 +106,8 @@ func addFiles(t testing.TB, d *daemon, n int) []string {
 			cids = append(cids, o.Cid.String())
 		}
 	}
-	if r.status != 200 || len(cids) != n || r.trailer.Get("X-Stream-Error") != "" {
-		t.Fatalf("add: status %d, %d files, trailer %q", r.status, len(cids), r.trailer.Get("X-Stream-Error"))
+	if r.Status != 200 || len(cids) != n || r.Trailer.Get("X-Stream-Error") != "" {
+		t.Fatalf("add: status %d, %d files, trailer %q", r.Status, len(cids), r.Trailer.Get("X-Stream-Error"))
 	}
 	return cids
 }
@@ -128,12 +115,12 @@ func addFiles(t testing.TB, d *daemon, n int) []string {
 // countLines counts the items of an NDJSON answer (0 for 204).
 func countLines(t testing.TB, d *daemon, path string) int {
 	t.Helper()
-	r := d.get(path)
-	switch r.status {
+	r := d.Get(path)
+	switch r.Status {
 	case 204:
 		return 0
 	case 200:
-		return strings.Count(string(r.body), "\n")
+		return strings.Count(string(r.Body), "\n")
 	}
 	t.Fatalf("GET %s: %s", path, r)
 	return 0
@@ -237,7 +224,7 @@ func killDuringPins(t *testing.T, kind core.Kind) {
 
 	// None lost: every acknowledged pin is in the pinset.
 	inPinset := map[string]bool{}
-	for _, p := range ndjson[core.Pin](t, d.get("/allocations")) {
+	for _, p := range ndjson[core.Pin](t, d.Get("/allocations")) {
 		inPinset[p.Cid.String()] = true
 	}
 	acked.Range(func(k, _ any) bool {
@@ -279,7 +266,7 @@ func killDuringPins(t *testing.T, kind core.Kind) {
 		t.Errorf("restarted plugin: %+v", p)
 	}
 	waitGone(t, victim.Pid)
-	if !strings.Contains(d.logs.String(), "plugin restarted: kind="+string(kind)) {
+	if !strings.Contains(d.Logs(), "plugin restarted: kind="+string(kind)) {
 		t.Errorf("no restart in the log")
 	}
 	t.Logf("%s killed after %s; %d pins acknowledged in %s (%d tried twice), all pinned %s later",
@@ -298,20 +285,20 @@ func TestPluginHangIsRestarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	editService(t, dir, func(svc *config.Service) {
+	servicetest.EditService(t, dir, func(svc *config.Service) {
 		svc.Cluster.PluginCallTimeout = config.Duration(2 * time.Second)
 		svc.SetPlugin(core.KindAllocator, "hang", balanced.DefaultConfigJSON())
 		svc.Plugins = map[string]config.ExternalPlugin{"hang": {Path: exe, Args: []string{"serve-test-plugin", "hang-allocator", stuck}}}
 	})
 	d := startDaemon(t, dir, api)
-	self := selfID(t, dir)
+	self := servicetest.PeerID(t, dir)
 	hung := d.plugins()[core.KindAllocator]
 	if hung.Name != "hang" || hung.Path != exe || hung.State != pluginhost.StateRunning {
 		t.Fatalf("allocator: %+v", hung)
 	}
 
 	began := time.Now()
-	r := d.post("/pins/" + stuck + "?replication-min=1&replication-max=1")
+	r := d.Post("/pins/" + stuck + "?replication-min=1&replication-max=1")
 	took := time.Since(began)
 	expectError(t, r, 503, `plugin allocator "hang" is restarting: Allocate: no answer within 2s: the plugin hangs and was killed`)
 	if took < 1800*time.Millisecond || took > 20*time.Second {
@@ -329,15 +316,15 @@ func TestPluginHangIsRestarted(t *testing.T) {
 	// The restarted allocator answers, and the rest of the peer never
 	// stopped.
 	var id core.ID
-	expect(t, d.get("/id"), 200, &id)
+	expect(t, d.Get("/id"), 200, &id)
 	c := addUnpinned(t, d, "pinned after the hang\n")
 	var pin core.Pin
-	expect(t, d.post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
+	expect(t, d.Post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
 	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != self {
 		t.Fatalf("pin after the restart: %+v", pin)
 	}
 	d.waitStatus(c, core.TrackerStatusPinned)
-	if !strings.Contains(d.logs.String(), "plugin restarted: kind=allocator name=hang") {
+	if !strings.Contains(d.Logs(), "plugin restarted: kind=allocator name=hang") {
 		t.Error("no restart in the log")
 	}
 }
@@ -348,12 +335,12 @@ func TestReloadPluginsLive(t *testing.T) {
 	t.Parallel()
 	dir, api := newDaemonDir(t)
 	d := startDaemon(t, dir, api)
-	self := selfID(t, dir)
+	self := servicetest.PeerID(t, dir)
 
 	// GET /plugins lists the four plugins, in start order.
 	var list []pluginhost.Info
-	expect(t, d.get("/plugins"), 200, &list)
-	kids := childrenOf(t, d.cmd.Process.Pid)
+	expect(t, d.Get("/plugins"), 200, &list)
+	kids := childrenOf(t, d.Cmd.Process.Pid)
 	if len(list) != len(core.Kinds) {
 		t.Fatalf("GET /plugins: %+v", list)
 	}
@@ -372,10 +359,10 @@ func TestReloadPluginsLive(t *testing.T) {
 	old := d.plugins()[core.KindAllocator]
 
 	// SIGHUP after switching to the rendezvous allocator.
-	editService(t, dir, func(svc *config.Service) {
+	servicetest.EditService(t, dir, func(svc *config.Service) {
 		svc.SetPlugin(core.KindAllocator, "rendezvous", json.RawMessage(`{"metric":"freespace"}`))
 	})
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	swapped := d.waitPlugin(core.KindAllocator, "swapped to rendezvous", func(p pluginhost.Info) bool {
@@ -390,10 +377,10 @@ func TestReloadPluginsLive(t *testing.T) {
 
 	// A config the new plugin refuses: nothing changes, and the answer
 	// says why.
-	editService(t, dir, func(svc *config.Service) {
+	servicetest.EditService(t, dir, func(svc *config.Service) {
 		svc.SetPlugin(core.KindAllocator, "rendezvous", json.RawMessage(`{"metric":"freespace","nope":1}`))
 	})
-	r := d.post("/plugins/reload")
+	r := d.Post("/plugins/reload")
 	expectError(t, r, 500, `reload failed, nothing was changed: plugin allocator "rendezvous": configure: `)
 	if p := d.plugins()[core.KindAllocator]; p.Pid != swapped.Pid || p.Name != "rendezvous" || p.State != pluginhost.StateRunning {
 		t.Fatalf("after a bad reload: %+v", p)
@@ -401,7 +388,7 @@ func TestReloadPluginsLive(t *testing.T) {
 
 	// Back to balanced, with a changed tracker and connector: the
 	// allocator is swapped, the others need a restart.
-	editService(t, dir, func(svc *config.Service) {
+	servicetest.EditService(t, dir, func(svc *config.Service) {
 		svc.SetPlugin(core.KindAllocator, "balanced", json.RawMessage(`{"allocate_by":["freespace"]}`))
 		svc.SetPlugin(core.KindPinTracker, "stateless", json.RawMessage(`{"concurrent_pins": 4}`))
 		for name, raw := range svc.IPFSConnector {
@@ -413,7 +400,7 @@ func TestReloadPluginsLive(t *testing.T) {
 		}
 	})
 	var results []pluginhost.ReloadResult
-	expect(t, d.post("/plugins/reload"), 200, &results)
+	expect(t, d.Post("/plugins/reload"), 200, &results)
 	want := map[core.Kind]pluginhost.ReloadOutcome{
 		core.KindIPFSConnector: pluginhost.ReloadRestartNeeded,
 		core.KindConsensus:     pluginhost.ReloadUnchanged,
@@ -441,22 +428,22 @@ func TestReloadPluginsLive(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, config.ServiceFile), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	expectError(t, d.post("/plugins/reload"), 500, "reload failed, nothing was changed: ")
+	expectError(t, d.Post("/plugins/reload"), 500, "reload failed, nothing was changed: ")
 	for k, p := range d.plugins() {
 		if p.State != pluginhost.StateRunning {
 			t.Errorf("%s: %+v", k, p)
 		}
 	}
-	d.stop()
+	d.Stop()
 	for _, line := range []string{
 		"pincluster.allocator.rendezvous: plugin swapped: kind=allocator name=rendezvous previous=balanced",
 		"pincluster.plugins: plugin reload: swapped: kind=allocator name=rendezvous previous=balanced",
 		"pincluster.plugins: plugin reload: service.json cannot be read; nothing was changed",
 	} {
-		if !strings.Contains(d.logs.String(), line) {
+		if !strings.Contains(d.Logs(), line) {
 			t.Errorf("the daemon did not log %q", line)
 		}
 	}
@@ -477,7 +464,7 @@ func TestPeerServesWhileAPluginIsDown(t *testing.T) {
 	if err := os.Symlink(self, exe); err != nil {
 		t.Fatal(err)
 	}
-	editService(t, dir, func(svc *config.Service) {
+	servicetest.EditService(t, dir, func(svc *config.Service) {
 		svc.SetPlugin(core.KindAllocator, "ext", balanced.DefaultConfigJSON())
 		// The allocator hangs for no CID in use.
 		svc.Plugins = map[string]config.ExternalPlugin{"ext": {Path: exe, Args: []string{"serve-test-plugin", "hang-allocator", randomCid(t)}}}
@@ -502,9 +489,9 @@ func TestPeerServesWhileAPluginIsDown(t *testing.T) {
 	// What does not need the allocator works: reads, and a pin that needs
 	// no allocation (replication -1: every peer).
 	var id core.ID
-	expect(t, d.get("/id"), 200, &id)
+	expect(t, d.Get("/id"), 200, &id)
 	var pin core.Pin
-	expect(t, d.post("/pins/"+c+"?replication=-1"), 200, &pin)
+	expect(t, d.Post("/pins/"+c+"?replication=-1"), 200, &pin)
 	d.waitStatus(c, core.TrackerStatusPinned)
 	if n := countLines(t, d, "/allocations"); n != 1 {
 		t.Fatalf("%d pins", n)
@@ -526,8 +513,8 @@ func TestPeerServesWhileAPluginIsDown(t *testing.T) {
 		t.Fatalf("allocator back: %+v", back)
 	}
 	c2 := addUnpinned(t, d, "pinned once the allocator is back\n")
-	pinOnce(t, d, c2, selfID(t, dir))
-	if !strings.Contains(d.logs.String(), "plugin restart failed: kind=allocator name=ext") {
+	pinOnce(t, d, c2, servicetest.PeerID(t, dir))
+	if !strings.Contains(d.Logs(), "plugin restart failed: kind=allocator name=ext") {
 		t.Error("the failed restarts were not logged")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/plugins/sdk"
@@ -60,7 +61,7 @@ func TestPythonAllocator(t *testing.T) {
 
 	t.Run("daemon", func(t *testing.T) {
 		dir, api := newDaemonDir(t)
-		self := selfID(t, dir)
+		self := servicetest.PeerID(t, dir)
 		useAllocator(t, dir, "mostfree", nil, &config.ExternalPlugin{Path: script, SHA256: sha256File(t, script)})
 		d := startDaemon(t, dir, api)
 		c := addUnpinned(t, d, "allocated by a plugin written in Python\n")

@@ -29,9 +29,9 @@ func TestStateExportImportCleanup(t *testing.T) {
 	d := startDaemon(t, dir, api)
 	want := addFiles(t, d, 3)
 	var pin core.Pin
-	expect(t, d.post("/pins/"+want[0]+"?name=renamed&meta-k=v"), 200, &pin)
+	expect(t, d.Post("/pins/"+want[0]+"?name=renamed&meta-k=v"), 200, &pin)
 	for _, c := range want[1:] {
-		expect(t, d.post("/pins/"+c), 200, &pin)
+		expect(t, d.Post("/pins/"+c), 200, &pin)
 	}
 	for _, c := range want {
 		d.waitStatus(c, core.TrackerStatusPinned)
@@ -46,7 +46,7 @@ func TestStateExportImportCleanup(t *testing.T) {
 			t.Fatalf("state %v while the daemon runs: %v\n%s", args, err, out)
 		}
 	}
-	d.stop()
+	d.Stop()
 
 	if out, err := state(t, dir, "export", "-f", export); err != nil {
 		t.Fatalf("state export: %v\n%s", err, out)
@@ -75,13 +75,13 @@ func TestStateExportImportCleanup(t *testing.T) {
 		t.Fatalf("state cleanup: %v\n%s", err, out)
 	}
 	d = startDaemon(t, dir, api)
-	if r := d.get("/allocations"); r.status != 204 {
+	if r := d.Get("/allocations"); r.Status != 204 {
 		t.Fatalf("pinset after cleanup: %s", r)
 	}
 	// Import replaces the pinset: a pin made meanwhile goes.
 	extra := addUnpinned(t, d, "pinned after the cleanup\n")
-	expect(t, d.post("/pins/"+extra), 200, &pin)
-	d.stop()
+	expect(t, d.Post("/pins/"+extra), 200, &pin)
+	d.Stop()
 	if out, err := state(t, dir, "import", "-f", export); err != nil || !strings.Contains(out, "imported 3 pins") {
 		t.Fatalf("state import: %v\n%s", err, out)
 	}
@@ -96,7 +96,7 @@ func TestStateExportImportCleanup(t *testing.T) {
 		t.Fatalf("import of a malformed pin: %v\n%s", err, out)
 	}
 	d = startDaemon(t, dir, api)
-	pins := ndjson[core.Pin](t, d.get("/allocations"))
+	pins := ndjson[core.Pin](t, d.Get("/allocations"))
 	got = got[:0]
 	for _, p := range pins {
 		got = append(got, p.Cid.String())

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/plugins/allocator/balanced"
@@ -17,41 +18,25 @@ import (
 // with config cfg, loaded from ext when it is not built in.
 func useAllocator(t testing.TB, dir, name string, cfg json.RawMessage, ext *config.ExternalPlugin) {
 	t.Helper()
-	path := filepath.Join(dir, config.ServiceFile)
-	svc, err := config.LoadService(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.SetPlugin(core.KindAllocator, name, cfg)
-	if ext != nil {
-		if svc.Plugins == nil {
-			svc.Plugins = map[string]config.ExternalPlugin{}
+	servicetest.EditService(t, dir, func(svc *config.Service) {
+		svc.SetPlugin(core.KindAllocator, name, cfg)
+		if ext != nil {
+			if svc.Plugins == nil {
+				svc.Plugins = map[string]config.ExternalPlugin{}
+			}
+			svc.Plugins[name] = *ext
 		}
-		svc.Plugins[name] = *ext
-	}
-	if err := svc.Save(path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// selfID is the peer ID of the peer in dir.
-func selfID(t testing.TB, dir string) string {
-	t.Helper()
-	ident, err := config.LoadIdentity(filepath.Join(dir, config.IdentityFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ident.ID.String()
+	})
 }
 
 // addUnpinned adds a file of the given content without pinning it and
 // returns its CID.
 func addUnpinned(t testing.TB, d *daemon, content string) string {
 	t.Helper()
-	body, ct := multipartBody(t, part{name: "f.txt", data: content})
-	r := do(t, "POST", d.api+"/add?no-pin=true", body, ct)
+	body, ct := multipartBody(t, part{Name: "f.txt", Data: []byte(content)})
+	r := do(t, "POST", d.URL+"/add?no-pin=true", body, ct)
 	out := ndjson[core.AddedOutput](t, r)
-	if r.status != 200 || len(out) != 1 {
+	if r.Status != 200 || len(out) != 1 {
 		t.Fatalf("add: %s", r)
 	}
 	return out[0].Cid.String()
@@ -62,7 +47,7 @@ func addUnpinned(t testing.TB, d *daemon, content string) string {
 func pinOnce(t testing.TB, d *daemon, c, self string) core.Pin {
 	t.Helper()
 	var pin core.Pin
-	expect(t, d.post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
+	expect(t, d.Post("/pins/"+c+"?replication-min=1&replication-max=1"), 200, &pin)
 	if pin.ReplicationFactorMin != 1 || pin.ReplicationFactorMax != 1 {
 		t.Fatalf("pin: replication %d..%d", pin.ReplicationFactorMin, pin.ReplicationFactorMax)
 	}
@@ -70,7 +55,7 @@ func pinOnce(t testing.TB, d *daemon, c, self string) core.Pin {
 		t.Fatalf("pin allocated to %v, want [%s]", pin.Allocations, self)
 	}
 	var alloc core.Pin
-	expect(t, d.get("/allocations/"+c), 200, &alloc)
+	expect(t, d.Get("/allocations/"+c), 200, &alloc)
 	if len(alloc.Allocations) != 1 || alloc.Allocations[0].String() != self {
 		t.Fatalf("GET /allocations: %v, want [%s]", alloc.Allocations, self)
 	}
@@ -80,9 +65,9 @@ func pinOnce(t testing.TB, d *daemon, c, self string) core.Pin {
 
 // stoppedLog stops the daemon and returns its whole log.
 func stoppedLog(d *daemon) string {
-	d.t.Helper()
-	d.stop()
-	return d.logs.String()
+	d.TB.Helper()
+	d.Stop()
+	return d.Logs()
 }
 
 // startedLine is the line the core logs when a plugin of kind k named
@@ -107,7 +92,7 @@ func expectLogLine(t testing.TB, log, line string) string {
 // restarts the peer and pins again.
 func TestSwapAllocatorByConfig(t *testing.T) {
 	dir, api := newDaemonDir(t)
-	self := selfID(t, dir)
+	self := servicetest.PeerID(t, dir)
 
 	d := startDaemon(t, dir, api)
 	before := addUnpinned(t, d, "pinned while the balanced allocator runs\n")
@@ -143,9 +128,9 @@ func TestSwapAllocatorByConfig(t *testing.T) {
 	useAllocator(t, dir, rendezvous.Name, json.RawMessage(`{"metric":"numpin"}`), nil)
 	d = startDaemon(t, dir, api)
 	third := addUnpinned(t, d, "no candidate for this one\n")
-	r := d.post("/pins/" + third + "?replication-min=1&replication-max=1")
-	if r.status == 200 || !strings.Contains(string(r.body), "not enough peers to allocate CID. Needed at least: 1. Wanted at most: 1. Available candidates: 0") {
+	r := d.Post("/pins/" + third + "?replication-min=1&replication-max=1")
+	if r.Status == 200 || !strings.Contains(string(r.Body), "not enough peers to allocate CID. Needed at least: 1. Wanted at most: 1. Available candidates: 0") {
 		t.Fatalf("pin without candidates: %s", r)
 	}
-	d.stop()
+	d.Stop()
 }

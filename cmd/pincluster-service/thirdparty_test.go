@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 )
@@ -67,13 +68,13 @@ func TestThirdPartyAllocator(t *testing.T) {
 
 	sum := sha256File(t, bin)
 	dir, api := newDaemonDir(t)
-	self := selfID(t, dir)
+	self := servicetest.PeerID(t, dir)
 	useAllocator(t, dir, "roundrobin", nil, &config.ExternalPlugin{Path: bin, SHA256: sum})
 
 	d := startDaemon(t, dir, api)
 	c := addUnpinned(t, d, "allocated by a third-party plugin\n")
 	pinOnce(t, d, c, self)
-	kids := childrenOf(t, d.cmd.Process.Pid)
+	kids := childrenOf(t, d.Cmd.Process.Pid)
 	found := false
 	for _, cmdline := range kids {
 		found = found || strings.HasPrefix(cmdline, bin)
