@@ -54,8 +54,8 @@ func BenchmarkPinRate(b *testing.B) {
 	d := startPeer(b, dir, api)
 	direct := configured(b, string(node.ConnectorConfig(nil)))
 	procs := func() map[string][]int {
-		m := map[string][]int{"kubo": {node.PID()}, "pincluster core": {d.cmd.Process.Pid}}
-		for pid, name := range childProcesses(d.cmd.Process.Pid) {
+		m := map[string][]int{"kubo": {node.PID()}, "pincluster core": {d.Cmd.Process.Pid}}
+		for pid, name := range childProcesses(d.Cmd.Process.Pid) {
 			m["pincluster "+name] = append(m["pincluster "+name], pid)
 		}
 		return m
@@ -249,7 +249,7 @@ func pinThroughCluster(b *testing.B, d *peerDaemon, cids []core.Cid, concurrency
 	}
 	start := time.Now()
 	if err := runConcurrently(cids, concurrency, func(ci core.Cid) error {
-		return postOK(hc, d.api+"/pins/"+ci.String())
+		return postOK(hc, d.URL+"/pins/"+ci.String())
 	}); err != nil {
 		b.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func pinThroughCluster(b *testing.B, d *peerDaemon, cids []core.Cid, concurrency
 	for {
 		// Cheap check first: the tracker answers queued and in-progress
 		// pins without asking kubo, and reading stops at the first one.
-		if !anyStatus(b, hc, d.api+"/pins?local=true&filter=pin_queued,pinning,pin_error") {
+		if !anyStatus(b, hc, d.URL+"/pins?local=true&filter=pin_queued,pinning,pin_error") {
 			// Then the statuses of every pin. The tracker reads kubo's pin
 			// list when this request starts: if every pin is pinned, it was
 			// by then, so the clock stops at the request, not at the end of
@@ -266,7 +266,7 @@ func pinThroughCluster(b *testing.B, d *peerDaemon, cids []core.Cid, concurrency
 			asked := time.Since(start)
 			listStart := time.Now()
 			pinned := 0
-			for _, g := range ndjsonOf[core.GlobalPinInfo](b, call(b, "GET", d.api+"/pins?local=true&filter=pinned", nil, "")) {
+			for _, g := range ndjsonOf[core.GlobalPinInfo](b, call(b, "GET", d.URL+"/pins?local=true&filter=pinned", nil, "")) {
 				if want[g.Cid.String()] {
 					pinned++
 				}

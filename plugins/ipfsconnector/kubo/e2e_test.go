@@ -25,7 +25,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("id names the kubo node", func(t *testing.T) {
 		var id core.ID
-		decode(t, d.get("/id"), 200, &id)
+		decode(t, d.Get("/id"), 200, &id)
 		if id.IPFS.ID.String() != kuboID || id.IPFS.Error != "" {
 			t.Fatalf("ipfs section of /id: %+v, kubo is %s", id.IPFS, kuboID)
 		}
@@ -65,20 +65,20 @@ func TestEndToEnd(t *testing.T) {
 				return node.IPFS(append(append([]string{"add", "-Q", "--only-hash"}, flags...), args...)...)
 			}
 			got := d.add(params.query,
-				filePart{name: "hello.txt", data: small})
+				filePart{Name: "hello.txt", Data: small})
 			if want := kuboCid(smallPath); got["hello.txt"] != want {
 				t.Fatalf("hello.txt: pincluster %s, ipfs add %s", got["hello.txt"], want)
 			}
-			got = d.add(params.query, filePart{name: "big.bin", data: big})
+			got = d.add(params.query, filePart{Name: "big.bin", Data: big})
 			bigCid := got["big.bin"]
 			if want := kuboCid(bigPath); bigCid != want {
 				t.Fatalf("big.bin: pincluster %s, ipfs add %s", bigCid, want)
 			}
 			got = d.add(params.query,
-				filePart{name: "dir", dir: true},
-				filePart{name: "dir/a.txt", data: a},
-				filePart{name: "dir/sub", dir: true},
-				filePart{name: "dir/sub/b.txt", data: b})
+				filePart{Name: "dir", Dir: true},
+				filePart{Name: "dir/a.txt", Data: a},
+				filePart{Name: "dir/sub", Dir: true},
+				filePart{Name: "dir/sub/b.txt", Data: b})
 			if want := kuboCid("-r", dirPath); got["dir"] != want {
 				t.Fatalf("dir: pincluster %s, ipfs add -r %s", got["dir"], want)
 			}
@@ -106,8 +106,8 @@ func TestEndToEnd(t *testing.T) {
 		recursive = node.IPFSInput(randomText(5000), "add", "-Q", "--pin=false")
 		direct = node.IPFSInput(randomText(50), "add", "-Q", "--pin=false", "--cid-version=1")
 		var pin core.Pin
-		decode(t, d.post("/pins/"+recursive+"?name=direct-to-kubo"), 200, &pin)
-		decode(t, d.post("/pins/ipfs/"+direct+"?mode=direct"), 200, &pin)
+		decode(t, d.Post("/pins/"+recursive+"?name=direct-to-kubo"), 200, &pin)
+		decode(t, d.Post("/pins/ipfs/"+direct+"?mode=direct"), 200, &pin)
 		d.waitStatus(recursive, core.TrackerStatusPinned, 30*time.Second)
 		d.waitStatus(direct, core.TrackerStatusPinned, 30*time.Second)
 		pins := node.PinLs()
@@ -117,7 +117,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("status agrees with ipfs pin ls", func(t *testing.T) {
-		statuses := ndjsonOf[core.GlobalPinInfo](t, d.get("/pins?local=true"))
+		statuses := ndjsonOf[core.GlobalPinInfo](t, d.Get("/pins?local=true"))
 		kubo := node.PinLs()
 		if len(statuses) == 0 {
 			t.Fatal("no pins")
@@ -133,7 +133,7 @@ func TestEndToEnd(t *testing.T) {
 		// no recursive or direct pin that the pinset does not have, but
 		// for those of ipfs init.
 		inPinset := map[string]bool{}
-		for _, p := range ndjsonOf[core.Pin](t, d.get("/allocations")) {
+		for _, p := range ndjsonOf[core.Pin](t, d.Get("/allocations")) {
 			inPinset[p.Cid.String()] = true
 			if want := p.Mode.String(); kubo[p.Cid.String()] != want {
 				t.Errorf("%s: pinned %s in the pinset, %q in kubo", p.Cid, want, kubo[p.Cid.String()])
@@ -144,7 +144,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("kubo has a %s pin of %s that the pinset does not", typ, c)
 			}
 		}
-		pinned := ndjsonOf[core.GlobalPinInfo](t, d.get("/pins?local=true&filter=pinned"))
+		pinned := ndjsonOf[core.GlobalPinInfo](t, d.Get("/pins?local=true&filter=pinned"))
 		if len(pinned) != len(statuses) {
 			t.Errorf("filter=pinned: %d of %d", len(pinned), len(statuses))
 		}
@@ -154,7 +154,7 @@ func TestEndToEnd(t *testing.T) {
 		if st.Status != core.TrackerStatusUnexpectedlyUnpinned {
 			t.Fatalf("after ipfs pin rm: %+v", st)
 		}
-		decode(t, d.post("/pins/"+recursive+"/recover?local=true"), 200, nil)
+		decode(t, d.Post("/pins/"+recursive+"/recover?local=true"), 200, nil)
 		d.waitStatus(recursive, core.TrackerStatusPinned, 30*time.Second)
 		if node.PinLs()[recursive] != "recursive" {
 			t.Fatal("recover did not pin again in kubo")
@@ -162,7 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("unpin", func(t *testing.T) {
-		decode(t, d.delete("/pins/"+direct), 200, nil)
+		decode(t, d.Delete("/pins/"+direct), 200, nil)
 		d.waitStatus(direct, core.TrackerStatusUnpinned, 30*time.Second)
 		if typ, ok := node.PinLs()[direct]; ok {
 			t.Fatalf("ipfs pin ls still has %s (%s)", direct, typ)
@@ -171,21 +171,21 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("unavailable content ends in pin_error", func(t *testing.T) {
 		missing := conformance.MissingCid(t).String()
-		decode(t, d.post("/pins/"+missing), 200, nil)
+		decode(t, d.Post("/pins/"+missing), 200, nil)
 		st := d.waitStatus(missing, core.TrackerStatusPinError, 30*time.Second)
 		if !strings.Contains(st.Error, "kubo pin/add: ") || !strings.Contains(st.Error, "not found") {
 			t.Fatalf("pin_error message %q", st.Error)
 		}
-		decode(t, d.delete("/pins/"+missing), 200, nil)
+		decode(t, d.Delete("/pins/"+missing), 200, nil)
 	})
 
 	t.Run("repo gc", func(t *testing.T) {
-		loose := d.add("no-pin=true", filePart{name: "loose.txt", data: randomText(3000)})["loose.txt"]
+		loose := d.add("no-pin=true", filePart{Name: "loose.txt", Data: randomText(3000)})["loose.txt"]
 		if _, err := node.TryIPFS("block", "stat", "--offline", loose); err != nil {
 			t.Fatalf("the unpinned upload is not in kubo: %v", err)
 		}
 		var gc core.GlobalRepoGC
-		decode(t, d.post("/ipfs/gc"), 200, &gc)
+		decode(t, d.Post("/ipfs/gc"), 200, &gc)
 		removed := map[string]bool{}
 		for _, peer := range gc.PeerMap {
 			if peer.Error != "" {
@@ -211,7 +211,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("kubo down, then up again", func(t *testing.T) {
 		node.Stop()
 		var id core.ID
-		decode(t, d.get("/id"), 200, &id)
+		decode(t, d.Get("/id"), 200, &id)
 		if !strings.Contains(id.IPFS.Error, "kubo is not reachable at "+node.APIMultiaddr()) {
 			t.Fatalf("/id while kubo is down: %+v", id.IPFS)
 		}
@@ -222,29 +222,29 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// A pin made meanwhile fails...
 		missingWhileDown := conformance.NewDAG(t).A.Cid.String()
-		decode(t, d.post("/pins/"+missingWhileDown), 200, nil)
+		decode(t, d.Post("/pins/"+missingWhileDown), 200, nil)
 		st = d.waitStatus(missingWhileDown, core.TrackerStatusPinError, 30*time.Second)
 		if !strings.Contains(st.Error, "kubo is not reachable") {
 			t.Fatalf("pin while kubo is down: %+v", st)
 		}
 		// ... the peer keeps serving ...
-		if v := d.get("/version"); v.status != 200 {
+		if v := d.Get("/version"); v.Status != 200 {
 			t.Fatalf("/version while kubo is down: %s", v)
 		}
 		// ... and once kubo is back, with the content there, recover pins it.
 		node.Start()
-		decode(t, d.delete("/pins/"+missingWhileDown), 200, nil)
+		decode(t, d.Delete("/pins/"+missingWhileDown), 200, nil)
 		content := randomText(700)
 		ci := node.IPFSInput(content, "add", "-Q", "--pin=false")
 		node.Stop()
-		decode(t, d.post("/pins/"+ci), 200, nil)
+		decode(t, d.Post("/pins/"+ci), 200, nil)
 		d.waitStatus(ci, core.TrackerStatusPinError, 30*time.Second)
 		node.Start()
-		decode(t, d.get("/id"), 200, &id)
+		decode(t, d.Get("/id"), 200, &id)
 		if id.IPFS.ID.String() != kuboID || id.IPFS.Error != "" {
 			t.Fatalf("/id once kubo is back: %+v", id.IPFS)
 		}
-		recovered := ndjsonOf[core.GlobalPinInfo](t, d.post("/pins/recover?local=true"))
+		recovered := ndjsonOf[core.GlobalPinInfo](t, d.Post("/pins/recover?local=true"))
 		if len(recovered) == 0 {
 			t.Fatal("recover re-queued nothing")
 		}
@@ -278,7 +278,7 @@ func TestEndToEndPinTimeout(t *testing.T) {
 	d := startPeer(t, dir, api)
 	missing := conformance.MissingCid(t).String()
 	start := time.Now()
-	decode(t, d.post("/pins/"+missing), 200, nil)
+	decode(t, d.Post("/pins/"+missing), 200, nil)
 	st := d.waitStatus(missing, core.TrackerStatusPinError, 30*time.Second)
 	took := time.Since(start)
 	if !strings.Contains(st.Error, "pin timed out: kubo made no progress for 2s") {
@@ -289,7 +289,7 @@ func TestEndToEndPinTimeout(t *testing.T) {
 	}
 	// Meanwhile, pins of available content go through.
 	ci := node.IPFSInput(randomText(100), "add", "-Q", "--pin=false")
-	decode(t, d.post("/pins/"+ci), 200, nil)
+	decode(t, d.Post("/pins/"+ci), 200, nil)
 	d.waitStatus(ci, core.TrackerStatusPinned, 30*time.Second)
 }
 
@@ -303,7 +303,7 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 	setInformer(t, dir, "disk", map[string]any{"metric_ttl": "1s", "metric_type": "freespace"})
 	d := startPeer(t, dir, api)
 	var id core.ID
-	decode(t, d.get("/id"), 200, &id)
+	decode(t, d.Get("/id"), 200, &id)
 	if !strings.HasPrefix(id.IPFS.Error, "kubo is not reachable at "+node.APIMultiaddr()) {
 		t.Fatalf("/id with kubo down: %+v", id.IPFS)
 	}
@@ -311,7 +311,7 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var alerts []core.Alert
-		decode(t, d.get("/health/alerts"), 200, &alerts)
+		decode(t, d.Get("/health/alerts"), 200, &alerts)
 		if len(alerts) > 0 {
 			if a := alerts[0]; a.Name != "freespace" || a.Peer != id.ID || a.Valid {
 				t.Fatalf("alert while kubo is down: %+v", a)
@@ -323,17 +323,17 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	decode(t, d.post("/pins/"+ci), 200, nil)
+	decode(t, d.Post("/pins/"+ci), 200, nil)
 	st := d.waitStatus(ci, core.TrackerStatusPinError, 30*time.Second)
 	if !strings.Contains(st.Error, "kubo is not reachable") {
 		t.Fatalf("pin with kubo down: %+v", st)
 	}
 	node.Start()
-	decode(t, d.get("/id"), 200, &id)
+	decode(t, d.Get("/id"), 200, &id)
 	if id.IPFS.Error != "" || id.IPFS.ID == "" {
 		t.Fatalf("/id with kubo up: %+v", id.IPFS)
 	}
-	decode(t, d.post("/pins/"+ci+"/recover?local=true"), 200, nil)
+	decode(t, d.Post("/pins/"+ci+"/recover?local=true"), 200, nil)
 	d.waitStatus(ci, core.TrackerStatusPinned, 30*time.Second)
 	if node.PinLs()[ci] != "recursive" {
 		t.Fatal("kubo does not hold the pin")
@@ -342,7 +342,7 @@ func TestEndToEndPeerStartsWithoutKubo(t *testing.T) {
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		var metrics []core.Metric
-		decode(t, d.get("/monitor/metrics/freespace"), 200, &metrics)
+		decode(t, d.Get("/monitor/metrics/freespace"), 200, &metrics)
 		if len(metrics) == 1 && metrics[0].Valid && metrics[0].Weight > 0 {
 			break
 		}
