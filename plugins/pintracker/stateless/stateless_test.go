@@ -45,6 +45,7 @@ var scenarios = []struct {
 	run  func(*testing.T, connector)
 }{
 	{"PinFlow", scenarioPinFlow},
+	{"ConcurrencyIsBounded", scenarioConcurrencyIsBounded},
 	{"FailureRetriesThenErrorThenRecover", scenarioFailureRetriesThenErrorThenRecover},
 	{"RetryShowsQueuedWithLastError", scenarioRetryShowsQueuedWithLastError},
 	{"UnpinFlow", scenarioUnpinFlow},
@@ -165,6 +166,43 @@ func scenarioPinFlow(t *testing.T, connect connector) {
 	e.Allocations = nil
 	track(t, tr, h, e)
 	eventually(t, "everywhere pinned", hasStatus(t, tr, e.Cid, core.TrackerStatusPinned))
+}
+
+// scenarioConcurrencyIsBounded: with concurrent_pins 3 and batches of one,
+// three pins reach IPFS at a time and the others wait in the queue.
+func scenarioConcurrencyIsBounded(t *testing.T, connect connector) {
+	h := newTestHost()
+	tr := connect(t, h, `{"concurrent_pins":3,"batch_size":1}`)
+	gate := make(chan struct{})
+	var pins []core.Pin
+	for i := range 7 {
+		p := localPin(fmt.Sprintf("bounded-%d", i))
+		h.do(func() { h.pinGate[p.Cid] = gate })
+		pins = append(pins, p)
+	}
+	track(t, tr, h, pins...)
+	inIPFS := func() int {
+		n := 0
+		for _, p := range pins {
+			if reqs, _ := h.requests(p.Cid); reqs > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "three pins at IPFS", func() bool { return inIPFS() == 3 })
+	// And no more while they are held.
+	time.Sleep(200 * time.Millisecond)
+	if n := inIPFS(); n != 3 {
+		t.Fatalf("%d pins at IPFS with concurrent_pins 3", n)
+	}
+	if st, _ := tr.Stats(context.Background()); st != (core.TrackerStats{PinQueued: 4, Pinning: 3}) {
+		t.Fatalf("stats %+v", st)
+	}
+	close(gate)
+	for _, p := range pins {
+		eventually(t, p.Name+" pinned", hasStatus(t, tr, p.Cid, core.TrackerStatusPinned))
+	}
 }
 
 func scenarioFailureRetriesThenErrorThenRecover(t *testing.T, connect connector) {
