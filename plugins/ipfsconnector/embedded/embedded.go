@@ -222,7 +222,7 @@ func (c *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Se
 			}
 			return err
 		}
-		parallel(ctx, reqs, c.cfg.PinConcurrency, func(r core.IPFSPinRequest) core.Cid { return r.Cid }, run, yield)
+		sdk.PinEach(ctx, reqs, c.cfg.PinConcurrency, nil, func(r core.IPFSPinRequest) core.Cid { return r.Cid }, run, yield)
 	}
 }
 
@@ -271,63 +271,7 @@ func (c *Connector) Unpin(ctx context.Context, cids []core.Cid) iter.Seq2[core.I
 			defer cancel()
 			return node.Unpin(uctx, ci.Cid)
 		}
-		parallel(ctx, cids, c.cfg.PinConcurrency, func(ci core.Cid) core.Cid { return ci }, run, yield)
-	}
-}
-
-// parallel runs fn over items with bounded concurrency and yields one
-// result per item in completion order. It stops early, cancelling the rest,
-// when the consumer stops.
-func parallel[T any](ctx context.Context, items []T, workers int, key func(T) core.Cid,
-	fn func(context.Context, T) error, yield func(core.IPFSPinResult, error) bool) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if workers > len(items) {
-		workers = len(items)
-	}
-	work := make(chan T)
-	results := make(chan core.IPFSPinResult, workers)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				res := core.IPFSPinResult{Cid: key(it)}
-				if err := fn(ctx, it); err != nil {
-					res.Error = err.Error()
-				}
-				select {
-				case results <- res:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(work)
-		for _, it := range items {
-			select {
-			case work <- it:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(results) }()
-	delivered := 0
-	for res := range results {
-		delivered++
-		if !yield(res, nil) {
-			cancel()
-			for range results {
-			}
-			return
-		}
-	}
-	if delivered < len(items) {
-		yield(core.IPFSPinResult{}, ctx.Err())
+		sdk.PinEach(ctx, cids, c.cfg.PinConcurrency, nil, func(ci core.Cid) core.Cid { return ci }, run, yield)
 	}
 }
 

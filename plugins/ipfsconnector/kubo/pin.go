@@ -8,10 +8,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // Pin pins every request and streams the results as they complete. At most
@@ -36,9 +36,7 @@ func (k *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Se
 			}
 			return pinAdd(ctx, c, r, timeout)
 		}
-		parallel(ctx, c.pinSem, len(reqs), func(i int) core.Cid { return reqs[i].Cid }, func(ctx context.Context, i int) error {
-			return run(ctx, reqs[i])
-		}, yield)
+		sdk.PinEach(ctx, reqs, len(reqs), c.pinSem, func(r core.IPFSPinRequest) core.Cid { return r.Cid }, run, yield)
 	}
 }
 
@@ -128,10 +126,10 @@ func (k *Connector) Unpin(ctx context.Context, cids []core.Cid) iter.Seq2[core.I
 			yield(core.IPFSPinResult{}, err)
 			return
 		}
-		parallel(ctx, c.pinSem, len(cids), func(i int) core.Cid { return cids[i] }, func(ctx context.Context, i int) error {
+		sdk.PinEach(ctx, cids, len(cids), c.pinSem, func(ci core.Cid) core.Cid { return ci }, func(ctx context.Context, ci core.Cid) error {
 			uctx, cancel := withTimeout(ctx, cfg.UnpinTimeout.D(), "unpin", "unpin_timeout")
 			defer cancel()
-			err := c.call(uctx, "pin/rm", url.Values{"arg": {cids[i].String()}, "recursive": {"true"}}, nil)
+			err := c.call(uctx, "pin/rm", url.Values{"arg": {ci.String()}, "recursive": {"true"}}, nil)
 			if isNotPinned(err) {
 				return nil
 			}
@@ -145,68 +143,6 @@ func (k *Connector) Unpin(ctx context.Context, cids []core.Cid) iter.Seq2[core.I
 func isNotPinned(err error) bool {
 	var ke *Error
 	return errors.As(err, &ke) && strings.Contains(ke.Message, "not pinned")
-}
-
-// parallel runs fn for n items, each holding a slot of the connector-wide
-// semaphore sem while it talks to kubo, and yields one result per item in
-// completion order. When the consumer stops, the rest is cancelled.
-func parallel(ctx context.Context, sem chan struct{}, n int, key func(int) core.Cid,
-	fn func(context.Context, int) error, yield func(core.IPFSPinResult, error) bool) {
-	if n == 0 {
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workers := min(n, cap(sem))
-	next := make(chan int)
-	results := make(chan core.IPFSPinResult, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				res := core.IPFSPinResult{Cid: key(i)}
-				select {
-				case sem <- struct{}{}:
-					err := fn(ctx, i)
-					<-sem
-					if err != nil {
-						res.Error = err.Error()
-					}
-				case <-ctx.Done():
-					res.Error = ctx.Err().Error()
-				}
-				select {
-				case results <- res:
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
-	}
-	go func() {
-		defer close(next)
-		for i := range n {
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(results) }()
-	delivered := 0
-	for res := range results {
-		delivered++
-		if !yield(res, nil) {
-			cancel()
-			for range results {
-			}
-			return
-		}
-	}
-	if delivered < n {
-		yield(core.IPFSPinResult{}, ctx.Err())
-	}
 }
 
 // pinLsLine is one line of a streamed pin/ls.
