@@ -18,6 +18,7 @@ import (
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/cluster"
 	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/core/network"
 	"github.com/pincluster/pincluster/core/pluginhost"
 	"github.com/pincluster/pincluster/plugins/builtin"
 	"github.com/pincluster/pincluster/plugins/sdk"
@@ -68,6 +69,7 @@ type peer struct {
 	admin   *pluginAdmin
 	cluster *cluster.Cluster
 	api     *rest.Server
+	net     *network.Host
 }
 
 // newLauncher returns a launcher that serves built-in plugins from this binary.
@@ -112,6 +114,17 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 			p.shutdown()
 		}
 	}()
+	// The peer's libp2p host, inside the private network of the cluster
+	// secret, with the identity of identity.json.
+	netCfg, err := network.ConfigFrom(dir, &svc.Cluster, ident)
+	if err != nil {
+		return nil, fmt.Errorf("service.json: cluster: %w", err)
+	}
+	netCfg.Logger = logger.Named("network")
+	if p.net, err = network.NewHost(netCfg); err != nil {
+		return nil, fmt.Errorf("cluster listener (service.json cluster.listen_multiaddress): %w", err)
+	}
+	c.UseNetwork(p.net)
 	// Each kind is started and attached before the next, which may call
 	// back into it; the orchestrator holds the supervisor's proxies, which
 	// survive plugin restarts and swaps.
@@ -158,4 +171,9 @@ func (p *peer) shutdown() {
 	}
 	p.cluster.Shutdown()
 	p.plugins.Stop(ctx)
+	if p.net != nil {
+		if err := p.net.Close(); err != nil {
+			p.logger.Warn("closing the libp2p host", "error", err)
+		}
+	}
 }

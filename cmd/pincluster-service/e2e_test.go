@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
 )
 
@@ -71,6 +74,20 @@ func TestDaemonEndToEnd(t *testing.T) {
 		}
 		if id.IPFS.ID == "" || id.IPFS.Error != "" {
 			t.Errorf("ipfs id missing: %+v", id.IPFS)
+		}
+		// The cluster's libp2p host listens where service.json says.
+		svc, err := config.LoadService(filepath.Join(dir, config.ServiceFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := svc.Cluster.ListenMultiaddress[0] + "/p2p/" + self
+		if !slices.Contains(id.Addresses, want) {
+			t.Errorf("/id addresses %v, want %s among them", id.Addresses, want)
+		}
+		for _, a := range id.Addresses {
+			if !strings.HasSuffix(a, "/p2p/"+self) {
+				t.Errorf("/id address %s is not this peer's", a)
+			}
 		}
 		peers := ndjson[core.ID](t, d.Get("/peers"))
 		if len(peers) != 1 || peers[0].ID.String() != self {

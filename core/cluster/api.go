@@ -23,6 +23,11 @@ func (c *Cluster) ID(ctx context.Context) core.ID {
 		RPCProtocolVersion:    core.RPCProtocolVersion,
 		Peername:              c.peername,
 	}
+	if c.net != nil {
+		for _, a := range c.net.Addrs() {
+			id.Addresses = append(id.Addresses, a.String())
+		}
+	}
 	if peers, err := c.consensus().Peers(ctx); err == nil && len(peers) > 0 {
 		id.ClusterPeers = peers
 	} else if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/core/network"
 )
 
 // Plugins are the four plugins the cluster routes to.
@@ -39,6 +40,9 @@ type Cluster struct {
 	monitor   *monitor
 	informers []informer
 
+	// net is this peer's libp2p host (nil: the cluster has no network).
+	net *network.Host
+
 	// writes queues pin and unpin requests for the batched writer.
 	writes   chan *writeRequest
 	stopping chan struct{}
@@ -47,6 +51,10 @@ type Cluster struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
+
+// UseNetwork gives the cluster its peer's libp2p host, before Start. The
+// host's addresses are the ones /id reports.
+func (c *Cluster) UseNetwork(h *network.Host) { c.net = h }
 
 // New returns a cluster that is not started. Plugins are attached with Use
 // as they start (each may call back into the cluster as its core.Host), and
