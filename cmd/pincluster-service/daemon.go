@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pincluster/pincluster/api/rest"
 	"github.com/pincluster/pincluster/core"
@@ -26,8 +30,16 @@ import (
 
 func cmdDaemon(g globals, args []string) error {
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	bootstrap := fs.String("bootstrap", "", "join the cluster of these peers: comma-separated multiaddrs ending with /p2p/<peer ID>")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
+	}
+	var join []ma.Multiaddr
+	if *bootstrap != "" {
+		var err error
+		if join, err = network.ParseAddrs(strings.Split(*bootstrap, ",")); err != nil {
+			return usageError{"--bootstrap: " + err.Error()}
+		}
 	}
 	logger := newLogger(g.logLevel)
 	svc, ident, err := loadOrInit(g.configDir)
@@ -44,7 +56,7 @@ func cmdDaemon(g globals, args []string) error {
 
 	defer sdk.StartCPUProfile("core")()
 
-	p, err := startPeer(ctx, g.configDir, svc, ident, logger)
+	p, err := startPeer(ctx, g.configDir, svc, ident, logger, join)
 	if err != nil {
 		return err
 	}
@@ -81,18 +93,27 @@ func newLauncher(logger hclog.Logger) (*pluginhost.Launcher, error) {
 	return &pluginhost.Launcher{Executable: exe, Builtin: builtin.Has, Logger: logger}, nil
 }
 
-func environment(dir string, svc *config.Service, ident *config.Identity, pluginName string) core.Environment {
+// environment is what a plugin is told about its peer. InitPeers are this
+// peer and the peers it joins (--bootstrap): a consensus without state yet
+// joins their cluster instead of starting one of its own.
+func environment(dir string, svc *config.Service, ident *config.Identity, pluginName string, join []ma.Multiaddr) core.Environment {
 	secret, _ := hex.DecodeString(svc.Cluster.Secret) // validated with the config
-	return core.Environment{
+	env := core.Environment{
 		Secret:    secret,
 		PeerID:    ident.ID,
 		PeerName:  svc.Cluster.Peername,
 		DataDir:   filepath.Join(dir, pluginName),
 		InitPeers: []core.PeerID{ident.ID},
 	}
+	for _, a := range join {
+		if info, err := libp2ppeer.AddrInfoFromP2pAddr(a); err == nil && info.ID != ident.ID {
+			env.InitPeers = append(env.InitPeers, info.ID)
+		}
+	}
+	return env
 }
 
-func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger) (*peer, error) {
+func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger, join []ma.Multiaddr) (*peer, error) {
 	c, err := cluster.New(svc, ident.ID, logger.Named("cluster"))
 	if err != nil {
 		return nil, err
@@ -102,7 +123,7 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 		return nil, err
 	}
 	env := func(choice config.PluginChoice) core.Environment {
-		return environment(dir, svc, ident, choice.Name)
+		return environment(dir, svc, ident, choice.Name, join)
 	}
 	sup := pluginhost.NewSupervisor(launcher, c.Host(), env, pluginhost.Options{
 		CallTimeout: svc.Cluster.PluginCallTimeout.D(),
@@ -124,7 +145,13 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	if p.net, err = network.NewHost(netCfg); err != nil {
 		return nil, fmt.Errorf("cluster listener (service.json cluster.listen_multiaddress): %w", err)
 	}
-	c.UseNetwork(p.net)
+	rpc, err := network.NewRPC(p.net, network.RPCConfig{Logger: logger.Named("rpc")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster RPC: %w", err)
+	}
+	if err := c.UseNetwork(p.net, rpc); err != nil {
+		return nil, fmt.Errorf("cluster RPC: %w", err)
+	}
 	// Each kind is started and attached before the next, which may call
 	// back into it; the orchestrator holds the supervisor's proxies, which
 	// survive plugin restarts and swaps.
@@ -142,6 +169,11 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	}
 	if err := c.Start(ctx); err != nil {
 		return nil, err
+	}
+	if len(join) > 0 {
+		if err := joinCluster(ctx, p.net, rpc, sup.Consensus(), ident.ID, join, logger); err != nil {
+			return nil, err
+		}
 	}
 	restCfg := rest.DefaultConfig()
 	restCfg.ConfigDir = dir
@@ -176,4 +208,34 @@ func (p *peer) shutdown() {
 			p.logger.Warn("closing the libp2p host", "error", err)
 		}
 	}
+}
+
+// joinTimeout bounds joining the cluster of --bootstrap at start.
+const joinTimeout = time.Minute
+
+// joinCluster connects to the peers of --bootstrap and asks the first that
+// answers to add this peer to the consensus peerset, at this peer's
+// consensus address. A peer already in the peerset is added again without
+// change, so a restart with the same flag is harmless.
+func joinCluster(ctx context.Context, h *network.Host, rpc *network.RPC, cons core.Consensus, self core.PeerID, addrs []ma.Multiaddr, logger hclog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	peers, err := h.Bootstrap(ctx, addrs)
+	if len(peers) == 0 {
+		return fmt.Errorf("--bootstrap: no peer could be reached (is the cluster secret the same?): %w", err)
+	}
+	addr, err := cons.Address(ctx)
+	if err != nil {
+		return fmt.Errorf("joining: the consensus has no address for the other peers: %w", err)
+	}
+	var errs []error
+	for _, p := range peers {
+		id, err := rpc.Client().PeerAdd(ctx, p, network.PeerAddRequest{Peer: self, ConsensusAddress: addr})
+		if err == nil {
+			logger.Info("joined the cluster", "through", p, "peers", len(id.ClusterPeers))
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+	}
+	return fmt.Errorf("--bootstrap: no peer added this one to the cluster: %w", errors.Join(errs...))
 }

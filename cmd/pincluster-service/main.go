@@ -1,7 +1,7 @@
 // Command pincluster-service runs a pincluster peer.
 //
 //	pincluster-service [--config DIR] init [-f]
-//	pincluster-service [--config DIR] daemon
+//	pincluster-service [--config DIR] daemon [--bootstrap MULTIADDR[,MULTIADDR…]]
 //	pincluster-service [--config DIR] state export [-f FILE]
 //	pincluster-service [--config DIR] state import [-f] FILE
 //	pincluster-service [--config DIR] state cleanup [-f]
@@ -35,7 +35,9 @@ Usage:
 Commands:
   init             write service.json and identity.json into the config folder
   daemon           run the peer (initialises the config folder on first run;
-                   SIGHUP reloads the plugin sections of service.json)
+                   SIGHUP reloads the plugin sections of service.json);
+                   --bootstrap /ip4/…/tcp/9096/p2p/<peer ID>[,…] joins the
+                   cluster of those peers (same cluster secret)
   state export     write the pinset as one JSON pin per line
   state import     replace the pinset with an exported one
   state cleanup    delete the pinset and the consensus data

@@ -51,7 +51,7 @@ func withConsensus(g globals, fn func(ctx context.Context, cons core.Consensus) 
 		return err
 	}
 	ctx := context.Background()
-	pl, err := launcher.Launch(ctx, choice, environment(g.configDir, svc, ident, choice.Name), nil)
+	pl, err := launcher.Launch(ctx, choice, environment(g.configDir, svc, ident, choice.Name, nil), nil)
 	if err != nil {
 		return fmt.Errorf("%w (is the daemon running? stop it first)", err)
 	}

@@ -2,14 +2,18 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"mime/multipart"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/adder"
+	"github.com/pincluster/pincluster/core/network"
 )
 
 // ID describes this peer.
@@ -30,6 +34,16 @@ func (c *Cluster) ID(ctx context.Context) core.ID {
 	}
 	if peers, err := c.consensus().Peers(ctx); err == nil && len(peers) > 0 {
 		id.ClusterPeers = peers
+		if c.net != nil {
+			for _, p := range peers {
+				if p == c.self {
+					continue
+				}
+				for _, a := range c.net.PeerAddrs(p) {
+					id.ClusterPeersAddresses = append(id.ClusterPeersAddresses, a.String())
+				}
+			}
+		}
 	} else if err != nil {
 		id.Error = err.Error()
 	}
@@ -56,10 +70,24 @@ func (c *Cluster) Peers(ctx context.Context) iter.Seq2[core.ID, error] {
 			yield(core.ID{}, err)
 			return
 		}
-		for _, p := range peers {
-			id := core.ID{ID: p, Error: "peer not reachable: this peer runs standalone"}
-			if p == c.self {
-				id = c.ID(ctx)
+		var ids []core.ID
+		var errs []error
+		if c.rpc != nil {
+			ids, errs = c.peerIDs(ctx, peers)
+		} else {
+			ids, errs = make([]core.ID, len(peers)), make([]error, len(peers))
+			for i, p := range peers {
+				if p == c.self {
+					ids[i] = c.ID(ctx)
+				} else {
+					errs[i] = errors.New("peer not reachable: this peer has no cluster network")
+				}
+			}
+		}
+		for i, p := range peers {
+			id := ids[i]
+			if errs[i] != nil {
+				id = core.ID{ID: p, Error: errs[i].Error()}
 			}
 			if !yield(id, nil) {
 				return
@@ -67,6 +95,47 @@ func (c *Cluster) Peers(ctx context.Context) iter.Seq2[core.ID, error] {
 		}
 	}
 }
+
+// peerIDs asks each peer to describe itself (this one answers in process).
+// A peer this one has no address for is looked up in the
+// cluster_peers_addresses of the peers that answered, connected to, and
+// asked again.
+func (c *Cluster) peerIDs(ctx context.Context, peers []core.PeerID) ([]core.ID, []error) {
+	client := c.rpc.Client()
+	ids, errs := client.IDs(ctx, peers)
+	known := map[core.PeerID][]ma.Multiaddr{}
+	for i := range peers {
+		if errs[i] != nil {
+			continue
+		}
+		for _, s := range ids[i].ClusterPeersAddresses {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				continue
+			}
+			if info, err := libp2ppeer.AddrInfoFromP2pAddr(a); err == nil {
+				known[info.ID] = append(known[info.ID], a)
+			}
+		}
+	}
+	for i, p := range peers {
+		if errs[i] == nil || len(known[p]) == 0 {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, peerConnectTimeout)
+		for _, a := range known[p] {
+			if _, err := c.net.Connect(cctx, a); err == nil {
+				ids[i], errs[i] = client.ID(cctx, p)
+				break
+			}
+		}
+		cancel()
+	}
+	return ids, errs
+}
+
+// peerConnectTimeout bounds connecting to a peer learnt from another.
+const peerConnectTimeout = 5 * time.Second
 
 // PeerRemove removes a peer from the peerset.
 func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
@@ -292,4 +361,30 @@ func (s blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
 		out[i] = core.Block{Cid: core.NewCid(b.Cid()), Data: b.RawData()}
 	}
 	return s.ipfs.BlockPut(ctx, out)
+}
+
+// clusterService serves the cluster's calls to other peers (ServiceCluster).
+type clusterService struct{ c *Cluster }
+
+func (s clusterService) ID(ctx context.Context) (core.ID, error) { return s.c.ID(ctx), nil }
+
+// PeerAdd adds the calling peer (or req.Peer) to the consensus peerset, at
+// the consensus address it gives, and answers this peer's ID.
+func (s clusterService) PeerAdd(ctx context.Context, req network.PeerAddRequest) (core.ID, error) {
+	p := req.Peer
+	if p == "" {
+		caller, ok := network.RemotePeer(ctx)
+		if !ok {
+			return core.ID{}, errors.New("PeerAdd: no peer to add")
+		}
+		p = caller
+	}
+	if err := s.c.consensus().AddPeer(ctx, p, req.ConsensusAddress); err != nil {
+		return core.ID{}, err
+	}
+	return s.c.ID(ctx), nil
+}
+
+func (s clusterService) PeerRemove(ctx context.Context, p core.PeerID) error {
+	return s.c.PeerRemove(ctx, p)
 }

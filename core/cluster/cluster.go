@@ -40,8 +40,10 @@ type Cluster struct {
 	monitor   *monitor
 	informers []informer
 
-	// net is this peer's libp2p host (nil: the cluster has no network).
+	// net is this peer's libp2p host and rpc the calls between the cores
+	// of the cluster's peers over it (nil: the cluster has no network).
 	net *network.Host
+	rpc *network.RPC
 
 	// writes queues pin and unpin requests for the batched writer.
 	writes   chan *writeRequest
@@ -52,9 +54,13 @@ type Cluster struct {
 	stopOnce sync.Once
 }
 
-// UseNetwork gives the cluster its peer's libp2p host, before Start. The
-// host's addresses are the ones /id reports.
-func (c *Cluster) UseNetwork(h *network.Host) { c.net = h }
+// UseNetwork gives the cluster its peer's libp2p host and the RPC over it,
+// before Start, and serves the cluster's calls there (ID, PeerAdd,
+// PeerRemove). The host's addresses are the ones /id reports.
+func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
+	c.net, c.rpc = h, rpc
+	return network.RegisterCluster(rpc, clusterService{c})
+}
 
 // New returns a cluster that is not started. Plugins are attached with Use
 // as they start (each may call back into the cluster as its core.Host), and

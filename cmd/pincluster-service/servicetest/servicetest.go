@@ -185,10 +185,10 @@ func StartDaemon(tb testing.TB, bin string) *Daemon {
 	return Start(tb, bin, dir, url)
 }
 
-// Start runs `pincluster-service daemon` on dir and waits (at most
+// Start runs `pincluster-service daemon [args]` on dir and waits (at most
 // StartTimeout) until its API at url answers. The daemon is stopped when
 // the test ends; its logs are printed if the test failed.
-func Start(tb testing.TB, bin, dir, url string) *Daemon {
+func Start(tb testing.TB, bin, dir, url string, args ...string) *Daemon {
 	tb.Helper()
 	port, err := strconv.Atoi(url[strings.LastIndexByte(url, ':')+1:])
 	if err != nil {
@@ -204,7 +204,7 @@ func Start(tb testing.TB, bin, dir, url string) *Daemon {
 		logs:      &syncBuffer{},
 		done:      make(chan struct{}),
 	}
-	d.Cmd = exec.Command(bin, "--config", dir, "daemon")
+	d.Cmd = exec.Command(bin, append([]string{"--config", dir, "daemon"}, args...)...)
 	d.Cmd.Stdout, d.Cmd.Stderr = d.logs, d.logs
 	if err := d.Cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
+	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/core/config"
+)
+
+// clusterAddr is the cluster multiaddr of the peer in dir, for --bootstrap.
+func clusterAddr(t testing.TB, dir string) string {
+	t.Helper()
+	var addr string
+	servicetest.EditService(t, dir, func(svc *config.Service) {
+		addr = svc.Cluster.ListenMultiaddress[0] + "/p2p/" + servicetest.PeerID(t, dir)
+	})
+	return addr
+}
+
+// TestPeersJoinWithBootstrap starts a peer, then two more that join it
+// with --bootstrap: every peer lists the three, and a pin made on the last
+// is in the pinset of the others.
+func TestPeersJoinWithBootstrap(t *testing.T) {
+	t.Parallel()
+	dir1, api1 := newDaemonDir(t)
+	first := startDaemon(t, dir1, api1)
+	var secret string
+	servicetest.EditService(t, dir1, func(svc *config.Service) { secret = svc.Cluster.Secret })
+	bootstrap := clusterAddr(t, dir1)
+
+	peers := []*daemon{first}
+	for range 2 {
+		dir, api := servicetest.NewPeerDir(t, serviceBinary, func(svc *config.Service) { svc.Cluster.Secret = secret })
+		peers = append(peers, &daemon{servicetest.Start(t, serviceBinary, dir, api, "--bootstrap", bootstrap)})
+	}
+	var want []string
+	for _, d := range peers {
+		want = append(want, d.PeerID)
+	}
+	slices.Sort(want)
+
+	for _, d := range peers {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var got []string
+			var failed []string
+			for _, id := range ndjson[core.ID](t, d.Get("/peers")) {
+				got = append(got, id.ID.String())
+				if id.Error != "" {
+					failed = append(failed, id.ID.String()+": "+id.Error)
+				}
+			}
+			slices.Sort(got)
+			if slices.Equal(got, want) && len(failed) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /peers on %s: %v (errors %v), want %v", d.PeerID, got, failed, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// A pin made on the last peer reaches the pinset of every peer.
+	last := peers[2]
+	c := addUnpinned(t, last, fmt.Sprintf("pinned through a peer that joined (%s)\n", t.Name()))
+	var pin core.Pin
+	expect(t, last.Post("/pins/"+c+"?replication=1"), 200, &pin)
+	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != last.PeerID {
+		t.Fatalf("pin allocated to %v, want [%s]", pin.Allocations, last.PeerID)
+	}
+	last.waitStatus(c, core.TrackerStatusPinned)
+	for _, d := range peers[:2] {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			r := d.Get("/allocations/" + c)
+			if r.Status == 200 {
+				expect(t, r, 200, &pin)
+				if len(pin.Allocations) != 1 || pin.Allocations[0].String() != last.PeerID {
+					t.Fatalf("on %s the pin is allocated to %v", d.PeerID, pin.Allocations)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the pin made on %s is not in the pinset of %s: %s", last.PeerID, d.PeerID, r)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Allocated elsewhere, it is remote here.
+		d.WaitStatus(c, core.TrackerStatusRemote, true, 20*time.Second)
+	}
+}
