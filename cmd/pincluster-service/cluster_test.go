@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +95,42 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		}
 		// Allocated elsewhere, it is remote here.
 		d.WaitStatus(c, core.TrackerStatusRemote, true, 20*time.Second)
+	}
+
+	// A peer removed leaves the peerset of the others.
+	removed := peers[1]
+	expect(t, first.Delete("/peers/"+removed.PeerID), 204, nil)
+	rest := []string{first.PeerID, last.PeerID}
+	slices.Sort(rest)
+	for _, d := range []*daemon{first, last} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var got []string
+			for _, id := range ndjson[core.ID](t, d.Get("/peers")) {
+				got = append(got, id.ID.String())
+			}
+			slices.Sort(got)
+			if slices.Equal(got, rest) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /peers on %s after removing %s: %v", d.PeerID, removed.PeerID, got)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// A peer with another secret cannot join, and says why.
+	stranger, _ := servicetest.NewPeerDir(t, serviceBinary, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, serviceBinary, "--config", stranger, "daemon", "--bootstrap", bootstrap).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--bootstrap: no peer could be reached (is the cluster secret the same?)") {
+		t.Fatalf("a peer with another secret: %v\n%s", err, out)
+	}
+	t.Logf("a peer with another secret gave up after %v", time.Since(start).Round(time.Millisecond))
+	if got := ndjson[core.ID](t, first.Get("/peers")); len(got) != 2 {
+		t.Fatalf("the stranger changed the peerset: %+v", got)
 	}
 }
