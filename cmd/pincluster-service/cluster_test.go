@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -24,12 +25,28 @@ func clusterAddr(t testing.TB, dir string) string {
 	return addr
 }
 
+// fastMetrics makes every informer's metrics live 4 seconds (sent every
+// 2), so that peers learn each other's quickly.
+func fastMetrics(t testing.TB) func(*config.Service) {
+	return func(svc *config.Service) {
+		for name, raw := range svc.Informer {
+			var sec map[string]any
+			if err := json.Unmarshal(raw, &sec); err != nil {
+				t.Fatalf("informer.%s: %v", name, err)
+			}
+			sec["metric_ttl"] = "4s"
+			svc.Informer[name], _ = json.Marshal(sec)
+		}
+	}
+}
+
 // TestPeersJoinWithBootstrap starts a peer, then two more that join it
-// with --bootstrap: every peer lists the three, and a pin made on the last
-// is in the pinset of the others.
+// with --bootstrap: every peer lists the three and knows their metrics, a
+// pin made on the last is in the pinset of the others, allocation chooses
+// among the three, and a peer removed leaves the others' lists.
 func TestPeersJoinWithBootstrap(t *testing.T) {
 	t.Parallel()
-	dir1, api1 := newDaemonDir(t)
+	dir1, api1 := servicetest.NewPeerDir(t, serviceBinary, fastMetrics(t))
 	first := startDaemon(t, dir1, api1)
 	var secret string
 	servicetest.EditService(t, dir1, func(svc *config.Service) { secret = svc.Cluster.Secret })
@@ -37,7 +54,10 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 
 	peers := []*daemon{first}
 	for range 2 {
-		dir, api := servicetest.NewPeerDir(t, serviceBinary, func(svc *config.Service) { svc.Cluster.Secret = secret })
+		dir, api := servicetest.NewPeerDir(t, serviceBinary, func(svc *config.Service) {
+			svc.Cluster.Secret = secret
+			fastMetrics(t)(svc)
+		})
 		peers = append(peers, &daemon{servicetest.Start(t, serviceBinary, dir, api, "--bootstrap", bootstrap)})
 	}
 	var want []string
@@ -68,11 +88,32 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		}
 	}
 
+	// Every peer knows the metrics of every peer.
+	for _, d := range peers {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var metrics []core.Metric
+			expect(t, d.Get("/monitor/metrics/freespace"), 200, &metrics)
+			var got []string
+			for _, m := range metrics {
+				got = append(got, m.Peer.String())
+			}
+			slices.Sort(got)
+			if slices.Equal(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("freespace metrics on %s are of %v, want %v", d.PeerID, got, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
 	// A pin made on the last peer reaches the pinset of every peer.
 	last := peers[2]
 	c := addUnpinned(t, last, fmt.Sprintf("pinned through a peer that joined (%s)\n", t.Name()))
 	var pin core.Pin
-	expect(t, last.Post("/pins/"+c+"?replication=1"), 200, &pin)
+	expect(t, last.Post("/pins/"+c+"?replication=1&user-allocations="+last.PeerID), 200, &pin)
 	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != last.PeerID {
 		t.Fatalf("pin allocated to %v, want [%s]", pin.Allocations, last.PeerID)
 	}
@@ -95,6 +136,26 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		}
 		// Allocated elsewhere, it is remote here.
 		d.WaitStatus(c, core.TrackerStatusRemote, true, 20*time.Second)
+	}
+
+	// Allocation chooses among every peer: two of the three, and the third
+	// reports the pin as remote.
+	two := randomCid(t)
+	expect(t, first.Post("/pins/"+two+"?replication-min=2&replication-max=2"), 200, &pin)
+	allocated := map[string]bool{}
+	for _, p := range pin.Allocations {
+		allocated[p.String()] = true
+	}
+	if len(pin.Allocations) != 2 || len(allocated) != 2 {
+		t.Fatalf("replication 2 allocated to %v", pin.Allocations)
+	}
+	for _, d := range peers {
+		if !slices.Contains(want, d.PeerID) {
+			t.Fatalf("allocated to %s, not a peer", d.PeerID)
+		}
+		if !allocated[d.PeerID] {
+			d.WaitStatus(two, core.TrackerStatusRemote, true, 20*time.Second)
+		}
 	}
 
 	// A peer removed leaves the peerset of the others.

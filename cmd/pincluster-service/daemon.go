@@ -174,6 +174,7 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 		if err := joinCluster(ctx, p.net, rpc, sup.Consensus(), ident.ID, join, logger); err != nil {
 			return nil, err
 		}
+		c.PublishMetrics(ctx)
 	}
 	restCfg := rest.DefaultConfig()
 	restCfg.ConfigDir = dir

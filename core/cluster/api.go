@@ -382,6 +382,7 @@ func (s clusterService) PeerAdd(ctx context.Context, req network.PeerAddRequest)
 	if err := s.c.consensus().AddPeer(ctx, p, req.ConsensusAddress); err != nil {
 		return core.ID{}, err
 	}
+	s.c.publishMetrics(ctx) // the new peer learns this one's metrics now
 	return s.c.ID(ctx), nil
 }
 

@@ -44,6 +44,9 @@ type Cluster struct {
 	// of the cluster's peers over it (nil: the cluster has no network).
 	net *network.Host
 	rpc *network.RPC
+	// peerMetrics sends this peer's metrics to the other peers and
+	// receives theirs into the monitor.
+	peerMetrics *network.Metrics
 
 	// writes queues pin and unpin requests for the batched writer.
 	writes   chan *writeRequest
@@ -56,9 +59,16 @@ type Cluster struct {
 
 // UseNetwork gives the cluster its peer's libp2p host and the RPC over it,
 // before Start, and serves the cluster's calls there (ID, PeerAdd,
-// PeerRemove). The host's addresses are the ones /id reports.
+// PeerRemove, and the metrics other peers publish). The host's addresses
+// are the ones /id reports; this peer's metrics go to every other peer of
+// the consensus peerset.
 func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
 	c.net, c.rpc = h, rpc
+	m, err := network.NewMetrics(rpc, c.monitor.put)
+	if err != nil {
+		return err
+	}
+	c.peerMetrics = m
 	return network.RegisterCluster(rpc, clusterService{c})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -256,6 +257,11 @@ func newInformers(sec config.Sections) ([]informer, error) {
 	return out, nil
 }
 
+// PublishMetrics measures every informer now, records the metrics and
+// sends them to the other peers: a peer that joined the cluster need not
+// wait for the next round to be allocated pins, nor to know the others'.
+func (c *Cluster) PublishMetrics(ctx context.Context) { c.publishMetrics(ctx) }
+
 // publishMetrics measures every informer once and records the metrics.
 func (c *Cluster) publishMetrics(ctx context.Context) {
 	for _, inf := range c.informers {
@@ -268,6 +274,7 @@ func (c *Cluster) publish(ctx context.Context, inf informer) {
 	defer cancel()
 	ms, err := inf.measure(mctx, c)
 	now := time.Now()
+	var valid []core.Metric
 	for _, m := range ms {
 		m.Peer = c.self
 		m.ReceivedAt = now.UnixNano()
@@ -281,11 +288,39 @@ func (c *Cluster) publish(ctx context.Context, inf informer) {
 			c.monitor.putIfAbsent(m)
 		case m.Valid:
 			c.monitor.put(m)
+			valid = append(valid, m)
 		}
 	}
 	if err != nil {
 		c.logger.Warn("informer failed: its metrics are not refreshed", "metrics", metricNames(ms), "error", err)
+		return
 	}
+	c.sendMetrics(ctx, valid, inf.ttl())
+}
+
+// sendMetrics sends this peer's metrics to the other peers of the
+// consensus peerset, in the background: a peer that does not answer
+// delays nothing (the sending is bounded by the metrics' TTL).
+func (c *Cluster) sendMetrics(ctx context.Context, valid []core.Metric, ttl time.Duration) {
+	if c.peerMetrics == nil || len(valid) == 0 {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
+		defer cancel()
+		peers, err := c.consensus().Peers(sctx)
+		if err != nil {
+			return
+		}
+		others := slices.DeleteFunc(peers, func(p core.PeerID) bool { return p == c.self })
+		for i, err := range c.peerMetrics.PublishTo(sctx, others, valid...) {
+			if err != nil {
+				c.logger.Debug("metrics not delivered", "peer", others[i], "error", err)
+			}
+		}
+	}()
 }
 
 // runInformers republishes each informer's metrics every half TTL and checks
