@@ -117,7 +117,7 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	if len(pin.Allocations) != 1 || pin.Allocations[0].String() != last.PeerID {
 		t.Fatalf("pin allocated to %v, want [%s]", pin.Allocations, last.PeerID)
 	}
-	last.waitStatus(c, core.TrackerStatusPinned)
+	last.WaitStatus(c, core.TrackerStatusPinned, true, 30*time.Second)
 	for _, d := range peers[:2] {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -138,6 +138,35 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		d.WaitStatus(c, core.TrackerStatusRemote, true, 20*time.Second)
 	}
 
+	// The cluster-wide status, asked on any peer, has every peer's entry.
+	for _, d := range peers {
+		var g core.GlobalPinInfo
+		expect(t, d.Get("/pins/"+c), 200, &g)
+		if len(g.PeerMap) != 3 {
+			t.Fatalf("GET /pins/%s on %s: %+v", c, d.PeerID, g.PeerMap)
+		}
+		for p, st := range g.PeerMap {
+			want := core.TrackerStatusRemote
+			if p == last.PeerID {
+				want = core.TrackerStatusPinned
+			}
+			if st.Status != want || st.IPFS == "" {
+				t.Fatalf("GET /pins/%s on %s: %s is %s, want %s: %+v", c, d.PeerID, p, st.Status, want, st)
+			}
+		}
+	}
+	all := ndjson[core.GlobalPinInfo](t, first.Get("/pins"))
+	if len(all) != 1 || len(all[0].PeerMap) != 3 {
+		t.Fatalf("GET /pins: %+v", all)
+	}
+	remote := ndjson[core.GlobalPinInfo](t, first.Get("/pins?filter=remote"))
+	if len(remote) != 1 || len(remote[0].PeerMap) != 2 {
+		t.Fatalf("GET /pins?filter=remote: %+v", remote)
+	}
+	if local := ndjson[core.GlobalPinInfo](t, first.Get("/pins?local=true")); len(local) != 1 || len(local[0].PeerMap) != 1 {
+		t.Fatalf("GET /pins?local=true: %+v", local)
+	}
+
 	// Allocation chooses among every peer: two of the three, and the third
 	// reports the pin as remote.
 	two := randomCid(t)
@@ -156,6 +185,17 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		if !allocated[d.PeerID] {
 			d.WaitStatus(two, core.TrackerStatusRemote, true, 20*time.Second)
 		}
+	}
+
+	// A member that is down shows as cluster_error.
+	peers[1].Kill()
+	var g core.GlobalPinInfo
+	expect(t, first.Get("/pins/"+c), 200, &g)
+	if st := g.PeerMap[peers[1].PeerID]; st.Status != core.TrackerStatusClusterError || st.Error == "" {
+		t.Fatalf("a stopped member's entry: %+v", st)
+	}
+	if st := g.PeerMap[last.PeerID]; st.Status != core.TrackerStatusPinned {
+		t.Fatalf("the allocated member's entry with another down: %+v", st)
 	}
 
 	// A peer removed leaves the peerset of the others.

@@ -215,9 +215,19 @@ func (c *Cluster) globalStream(ctx context.Context, seq iter.Seq2[core.PinInfo, 
 	}
 }
 
-// Status reports the status of one CID. With one peer the local and global
-// forms carry the same single entry.
+// Status reports the status of one CID: this peer's (local, or a cluster
+// without network) or every member's.
 func (c *Cluster) Status(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
+	if !local && c.rpc != nil {
+		gs, err := c.clusterStatus(ctx, []core.Cid{ci})
+		if err != nil {
+			return core.GlobalPinInfo{}, err
+		}
+		if gs[0].Created.IsZero() {
+			gs[0].Created = time.Now()
+		}
+		return gs[0], nil
+	}
 	infos, err := c.tracker().Status(ctx, []core.Cid{ci})
 	g, err := c.globalOne(ctx, infos, err)
 	if err == nil && g.PeerMap != nil && !g.Cid.Defined() {
@@ -229,8 +239,12 @@ func (c *Cluster) Status(ctx context.Context, ci core.Cid, local bool) (core.Glo
 	return g, err
 }
 
-// StatusAll streams the status of every pin matching filter.
+// StatusAll streams the status of every pin matching filter: this peer's
+// (local, or a cluster without network) or every member's.
 func (c *Cluster) StatusAll(ctx context.Context, filter core.TrackerStatus, local bool) iter.Seq2[core.GlobalPinInfo, error] {
+	if !local && c.rpc != nil {
+		return c.clusterStatusAll(ctx, filter)
+	}
 	return c.globalStream(ctx, c.tracker().StatusAll(ctx, filter))
 }
 

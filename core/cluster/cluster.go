@@ -69,7 +69,10 @@ func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
 		return err
 	}
 	c.peerMetrics = m
-	return network.RegisterCluster(rpc, clusterService{c})
+	return errors.Join(
+		network.RegisterCluster(rpc, clusterService{c}),
+		network.RegisterTracker(rpc, localTracker{c}),
+	)
 }
 
 // New returns a cluster that is not started. Plugins are attached with Use

@@ -1,0 +1,225 @@
+package cluster
+
+import (
+	"context"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/pincluster/pincluster/core"
+)
+
+// The status of pins on every peer of the cluster. Each peer serves its
+// own statuses to the others (localTracker, ServiceTracker); a peer asked
+// for the cluster-wide form asks every member of the consensus peerset,
+// itself included (answered in process), and merges the answers. A member
+// that does not answer appears as cluster_error.
+
+// localTracker serves this peer's statuses to the other peers, completed
+// with what only the core knows (peer name, IPFS identity).
+type localTracker struct{ c *Cluster }
+
+func (t localTracker) complete(infos []core.PinInfo, err error) ([]core.PinInfo, error) {
+	if err != nil {
+		return nil, err
+	}
+	iid := t.c.ipfsID(context.Background())
+	for i := range infos {
+		infos[i] = t.c.withPeer(infos[i], iid)
+	}
+	return infos, nil
+}
+
+func (t localTracker) completeStream(ctx context.Context, seq iter.Seq2[core.PinInfo, error]) iter.Seq2[core.PinInfo, error] {
+	return func(yield func(core.PinInfo, error) bool) {
+		iid := t.c.ipfsID(ctx)
+		for pi, err := range seq {
+			if err != nil {
+				yield(core.PinInfo{}, err)
+				return
+			}
+			if !yield(t.c.withPeer(pi, iid), nil) {
+				return
+			}
+		}
+	}
+}
+
+func (t localTracker) Status(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return t.complete(t.c.tracker().Status(ctx, cids))
+}
+
+func (t localTracker) StatusAll(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.PinInfo, error] {
+	return t.completeStream(ctx, t.c.tracker().StatusAll(ctx, filter))
+}
+
+func (t localTracker) Recover(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return t.complete(t.c.tracker().Recover(ctx, cids))
+}
+
+func (t localTracker) RecoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
+	return t.completeStream(ctx, t.c.tracker().RecoverAll(ctx))
+}
+
+func (t localTracker) Sync(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
+	return t.complete(t.c.tracker().Sync(ctx, cids))
+}
+
+func (t localTracker) SyncAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
+	return t.completeStream(ctx, t.c.tracker().SyncAll(ctx))
+}
+
+// peerStatusTimeout bounds one member's answer to a status request.
+const peerStatusTimeout = 15 * time.Second
+
+// clusterStatus asks every member for the status of cids and returns, for
+// each CID, the merged answers. The answers of a member that fails are
+// cluster_error entries.
+func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid) ([]core.GlobalPinInfo, error) {
+	peers, err := c.consensus().Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	answers := make([][]core.PinInfo, len(peers))
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
+			defer cancel()
+			answers[i], errs[i] = c.rpc.Client().Status(pctx, p, cids)
+			if errs[i] == nil && len(answers[i]) != len(cids) {
+				errs[i] = errUnexpectedCount(len(answers[i]))
+			}
+		})
+	}
+	wg.Wait()
+	now := time.Now()
+	out := make([]core.GlobalPinInfo, len(cids))
+	for j, ci := range cids {
+		for i, p := range peers {
+			if errs[i] != nil {
+				out[j].Add(clusterError(ci, p, errs[i], now))
+				continue
+			}
+			out[j].Add(answers[i][j])
+		}
+		if !out[j].Cid.Defined() {
+			out[j].Cid = ci
+		}
+	}
+	return out, nil
+}
+
+func clusterError(ci core.Cid, p core.PeerID, err error, now time.Time) core.PinInfo {
+	pi := core.PinInfo{Cid: ci, Peer: p, Allocations: []core.PeerID{}, Origins: []string{}}
+	pi.PeerName = p.String()
+	pi.Status = core.TrackerStatusClusterError
+	pi.Error = err.Error()
+	pi.TS = now
+	return pi
+}
+
+// clusterStatusBatch is how many pins of the pinset one status request
+// to the members carries.
+const clusterStatusBatch = 256
+
+// clusterStatusAll streams the cluster-wide status of every pin of the
+// pinset, a batch of pins at a time (one request per member per batch, so
+// memory does not grow with the pinset), each keeping the entries that
+// match filter (0: all). Operations on CIDs no longer in the pinset are
+// listed only by a filter that names operation statuses alone
+// (clusterOpsStatus).
+func (c *Cluster) clusterStatusAll(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.GlobalPinInfo, error] {
+	if filter != 0 && !filter.Match(pinsetStatuses) {
+		return c.clusterOpsStatus(ctx, filter)
+	}
+	return func(yield func(core.GlobalPinInfo, error) bool) {
+		batch := make([]core.Cid, 0, clusterStatusBatch)
+		flush := func() bool {
+			defer func() { batch = batch[:0] }()
+			if len(batch) == 0 {
+				return true
+			}
+			gs, err := c.clusterStatus(ctx, batch)
+			if err != nil {
+				yield(core.GlobalPinInfo{}, err)
+				return false
+			}
+			for _, g := range gs {
+				if filter != 0 {
+					for p, st := range g.PeerMap {
+						if !st.Status.Match(filter) {
+							delete(g.PeerMap, p)
+						}
+					}
+					if len(g.PeerMap) == 0 {
+						continue
+					}
+				}
+				if !yield(g, nil) {
+					return false
+				}
+			}
+			return true
+		}
+		for p, err := range c.consensus().ListPins(ctx) {
+			if err != nil {
+				yield(core.GlobalPinInfo{}, err)
+				return
+			}
+			if batch = append(batch, p.Cid); len(batch) == clusterStatusBatch && !flush() {
+				return
+			}
+		}
+		flush()
+	}
+}
+
+// pinsetStatuses are the statuses a pin of the pinset can have without an
+// operation in flight. (A filter of errors alone lists the failed
+// operations of the members that answer.)
+const pinsetStatuses = core.TrackerStatusPinned | core.TrackerStatusUnexpectedlyUnpinned |
+	core.TrackerStatusRemote | core.TrackerStatusSharded
+
+// clusterOpsStatus merges the operations matching filter of every member
+// (queued, in progress or failed pins and unpins: few, and held here until
+// every member has answered).
+func (c *Cluster) clusterOpsStatus(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.GlobalPinInfo, error] {
+	return func(yield func(core.GlobalPinInfo, error) bool) {
+		peers, err := c.consensus().Peers(ctx)
+		if err != nil {
+			yield(core.GlobalPinInfo{}, err)
+			return
+		}
+		var mu sync.Mutex
+		merged := map[string]*core.GlobalPinInfo{}
+		var order []string
+		var wg sync.WaitGroup
+		for _, p := range peers {
+			wg.Go(func() {
+				for pi, err := range c.rpc.Client().StatusAll(ctx, p, filter) {
+					if err != nil {
+						return // an unreachable member has no operations to list
+					}
+					mu.Lock()
+					k := pi.Cid.KeyString()
+					g := merged[k]
+					if g == nil {
+						g = &core.GlobalPinInfo{}
+						merged[k] = g
+						order = append(order, k)
+					}
+					g.Add(pi)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		for _, k := range order {
+			if !yield(*merged[k], nil) {
+				return
+			}
+		}
+	}
+}
