@@ -219,7 +219,7 @@ func (c *Cluster) globalStream(ctx context.Context, seq iter.Seq2[core.PinInfo, 
 // without network) or every member's.
 func (c *Cluster) Status(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
 	if !local && c.rpc != nil {
-		gs, err := c.clusterStatus(ctx, []core.Cid{ci})
+		gs, err := c.clusterStatus(ctx, []core.Cid{ci}, nil)
 		if err != nil {
 			return core.GlobalPinInfo{}, err
 		}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,11 +75,15 @@ const peerStatusTimeout = 15 * time.Second
 
 // clusterStatus asks every member for the status of cids and returns, for
 // each CID, the merged answers. The answers of a member that fails are
-// cluster_error entries.
-func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid) ([]core.GlobalPinInfo, error) {
+// cluster_error entries. When mine is not nil it holds this peer's
+// entries, in the order of cids, and only the other members are asked.
+func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid, mine []core.PinInfo) ([]core.GlobalPinInfo, error) {
 	peers, err := c.consensus().Peers(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if mine != nil {
+		peers = slices.DeleteFunc(peers, func(p core.PeerID) bool { return p == c.self })
 	}
 	answers := make([][]core.PinInfo, len(peers))
 	errs := make([]error, len(peers))
@@ -97,6 +102,9 @@ func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid) ([]core.Gl
 	now := time.Now()
 	out := make([]core.GlobalPinInfo, len(cids))
 	for j, ci := range cids {
+		if mine != nil {
+			out[j].Add(mine[j])
+		}
 		for i, p := range peers {
 			if errs[i] != nil {
 				out[j].Add(clusterError(ci, p, errs[i], now))
@@ -121,27 +129,29 @@ func clusterError(ci core.Cid, p core.PeerID, err error, now time.Time) core.Pin
 }
 
 // clusterStatusBatch is how many pins of the pinset one status request
-// to the members carries.
+// to the other members carries.
 const clusterStatusBatch = 256
 
 // clusterStatusAll streams the cluster-wide status of every pin of the
-// pinset, a batch of pins at a time (one request per member per batch, so
-// memory does not grow with the pinset), each keeping the entries that
-// match filter (0: all). Operations on CIDs no longer in the pinset are
-// listed only by a filter that names operation statuses alone
-// (clusterOpsStatus).
+// pinset, each keeping the entries that match filter (0: all). This
+// peer's statuses come from its tracker's stream (one read of IPFS's pins);
+// the other members are asked a batch of those pins at a time (one request
+// per member per batch), so memory does not grow with the pinset.
+// Operations on CIDs no longer in the pinset are listed only by a filter
+// that names operation statuses alone (clusterOpsStatus).
 func (c *Cluster) clusterStatusAll(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.GlobalPinInfo, error] {
 	if filter != 0 && !filter.Match(pinsetStatuses) {
 		return c.clusterOpsStatus(ctx, filter)
 	}
 	return func(yield func(core.GlobalPinInfo, error) bool) {
-		batch := make([]core.Cid, 0, clusterStatusBatch)
+		mine := make([]core.PinInfo, 0, clusterStatusBatch)
+		cids := make([]core.Cid, 0, clusterStatusBatch)
 		flush := func() bool {
-			defer func() { batch = batch[:0] }()
-			if len(batch) == 0 {
+			defer func() { mine, cids = mine[:0], cids[:0] }()
+			if len(mine) == 0 {
 				return true
 			}
-			gs, err := c.clusterStatus(ctx, batch)
+			gs, err := c.clusterStatus(ctx, cids, mine)
 			if err != nil {
 				yield(core.GlobalPinInfo{}, err)
 				return false
@@ -163,12 +173,13 @@ func (c *Cluster) clusterStatusAll(ctx context.Context, filter core.TrackerStatu
 			}
 			return true
 		}
-		for p, err := range c.consensus().ListPins(ctx) {
+		for pi, err := range (localTracker{c}).StatusAll(ctx, 0) {
 			if err != nil {
 				yield(core.GlobalPinInfo{}, err)
 				return
 			}
-			if batch = append(batch, p.Cid); len(batch) == clusterStatusBatch && !flush() {
+			mine, cids = append(mine, pi), append(cids, pi.Cid)
+			if len(mine) == clusterStatusBatch && !flush() {
 				return
 			}
 		}
