@@ -167,6 +167,12 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		t.Fatalf("GET /pins?local=true: %+v", local)
 	}
 
+	// The IPFS nodes of the peers are connected: content added on one peer
+	// and pinned everywhere ends pinned on every peer.
+	everywhere := addUnpinned(t, last, fmt.Sprintf("pinned everywhere (%s)\n", t.Name()))
+	expect(t, first.Post("/pins/"+everywhere+"?replication=-1"), 200, &pin)
+	first.WaitStatus(everywhere, core.TrackerStatusPinned, false, 60*time.Second)
+
 	// Allocation chooses among every peer: two of the three, and the third
 	// reports the pin as remote.
 	two := randomCid(t)

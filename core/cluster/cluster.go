@@ -155,6 +155,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go func() { defer c.wg.Done(); c.watchPinset(ctx, ready) }()
 	go func() { defer c.wg.Done(); c.runInformers(ctx) }()
 	go func() { defer c.wg.Done(); c.runMaintenance(ctx) }()
+	if c.rpc != nil {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.runIPFSConnect(ctx) }()
+	}
 	select {
 	case <-ready:
 	case <-time.After(10 * time.Second):

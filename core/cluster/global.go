@@ -234,3 +234,55 @@ func (c *Cluster) clusterOpsStatus(ctx context.Context, filter core.TrackerStatu
 		}
 	}
 }
+
+// ipfsConnectInterval is how often this peer's IPFS node is connected to
+// the IPFS nodes of the other members it is not connected to.
+const ipfsConnectInterval = 5 * time.Second
+
+// runIPFSConnect keeps this peer's IPFS node connected to the other
+// members', so that a peer allocated a pin fetches its blocks from the
+// peers that hold them.
+func (c *Cluster) runIPFSConnect(ctx context.Context) {
+	tick := time.NewTicker(ipfsConnectInterval)
+	defer tick.Stop()
+	for {
+		c.connectIPFS(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Cluster) connectIPFS(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, ipfsConnectInterval)
+	defer cancel()
+	peers, err := c.consensus().Peers(ctx)
+	if err != nil {
+		return
+	}
+	peers = slices.DeleteFunc(peers, func(p core.PeerID) bool { return p == c.self })
+	if len(peers) == 0 {
+		return
+	}
+	linked := map[core.PeerID]bool{}
+	if ps, err := c.ipfs().SwarmPeers(ctx); err == nil {
+		for _, p := range ps {
+			linked[p] = true
+		}
+	}
+	ids, errs := c.peerIDs(ctx, peers)
+	var addrs []string
+	for i, id := range ids {
+		if errs[i] == nil && id.IPFS.ID != "" && !linked[id.IPFS.ID] {
+			addrs = append(addrs, id.IPFS.Addresses...)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if err := c.ipfs().SwarmConnect(ctx, addrs); err != nil {
+		c.logger.Debug("connecting to the other peers' IPFS nodes", "error", err)
+	}
+}
