@@ -166,6 +166,20 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	if local := ndjson[core.GlobalPinInfo](t, first.Get("/pins?local=true")); len(local) != 1 || len(local[0].PeerMap) != 1 {
 		t.Fatalf("GET /pins?local=true: %+v", local)
 	}
+	// Recover and sync act on every member and answer each one's entry.
+	for _, path := range []string{"/pins/" + c + "/recover", "/pins/" + c + "/sync"} {
+		var g core.GlobalPinInfo
+		expect(t, first.Post(path), 200, &g)
+		if len(g.PeerMap) != 3 || g.PeerMap[last.PeerID].Status != core.TrackerStatusPinned {
+			t.Fatalf("POST %s: %+v", path, g.PeerMap)
+		}
+	}
+	if synced := ndjson[core.GlobalPinInfo](t, first.Post("/pins/sync")); len(synced) != 1 || len(synced[0].PeerMap) != 3 {
+		t.Fatalf("POST /pins/sync: %+v", synced)
+	}
+	if r := first.Post("/pins/recover"); r.Status != 204 {
+		t.Fatalf("POST /pins/recover with nothing to recover: %s", r)
+	}
 
 	// The IPFS nodes of the peers are connected: content added on one peer
 	// and pinned everywhere ends pinned on every peer.

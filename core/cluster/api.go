@@ -219,14 +219,7 @@ func (c *Cluster) globalStream(ctx context.Context, seq iter.Seq2[core.PinInfo, 
 // without network) or every member's.
 func (c *Cluster) Status(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
 	if !local && c.rpc != nil {
-		gs, err := c.clusterStatus(ctx, []core.Cid{ci}, nil)
-		if err != nil {
-			return core.GlobalPinInfo{}, err
-		}
-		if gs[0].Created.IsZero() {
-			gs[0].Created = time.Now()
-		}
-		return gs[0], nil
+		return c.clusterOne(ctx, ci, c.rpc.Client().Status)
 	}
 	infos, err := c.tracker().Status(ctx, []core.Cid{ci})
 	g, err := c.globalOne(ctx, infos, err)
@@ -248,26 +241,55 @@ func (c *Cluster) StatusAll(ctx context.Context, filter core.TrackerStatus, loca
 	return c.globalStream(ctx, c.tracker().StatusAll(ctx, filter))
 }
 
-// Recover re-queues a CID in error.
+// Recover re-queues a CID in error, on this peer (local) or on every
+// member.
 func (c *Cluster) Recover(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
+	if !local && c.rpc != nil {
+		return c.clusterOne(ctx, ci, c.rpc.Client().Recover)
+	}
 	infos, err := c.tracker().Recover(ctx, []core.Cid{ci})
 	return c.globalOne(ctx, infos, err)
 }
 
-// RecoverAll re-queues every pin in error and streams those re-queued.
+// RecoverAll re-queues every pin in error, on this peer (local) or on
+// every member, and streams those re-queued.
 func (c *Cluster) RecoverAll(ctx context.Context, local bool) iter.Seq2[core.GlobalPinInfo, error] {
+	if !local && c.rpc != nil {
+		return c.clusterMerge(ctx, c.rpc.Client().RecoverAll)
+	}
 	return c.globalStream(ctx, c.tracker().RecoverAll(ctx))
 }
 
-// Sync re-checks a CID against IPFS.
+// Sync re-checks a CID against IPFS, on this peer (local) or on every
+// member.
 func (c *Cluster) Sync(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
+	if !local && c.rpc != nil {
+		return c.clusterOne(ctx, ci, c.rpc.Client().Sync)
+	}
 	infos, err := c.tracker().Sync(ctx, []core.Cid{ci})
 	return c.globalOne(ctx, infos, err)
 }
 
-// SyncAll re-checks every pin against IPFS and streams the result.
+// SyncAll re-checks every pin against IPFS, on this peer (local) or on
+// every member, and streams the result.
 func (c *Cluster) SyncAll(ctx context.Context, local bool) iter.Seq2[core.GlobalPinInfo, error] {
+	if !local && c.rpc != nil {
+		return c.clusterSyncAll(ctx)
+	}
 	return c.globalStream(ctx, c.tracker().SyncAll(ctx))
+}
+
+// clusterOne makes call about one CID on every member and merges the
+// answers.
+func (c *Cluster) clusterOne(ctx context.Context, ci core.Cid, call peerCall) (core.GlobalPinInfo, error) {
+	gs, err := c.clusterCall(ctx, []core.Cid{ci}, nil, call)
+	if err != nil {
+		return core.GlobalPinInfo{}, err
+	}
+	if gs[0].Created.IsZero() {
+		gs[0].Created = time.Now()
+	}
+	return gs[0], nil
 }
 
 // RepoGC runs a garbage collection on the IPFS node.

@@ -78,6 +78,15 @@ const peerStatusTimeout = 15 * time.Second
 // cluster_error entries. When mine is not nil it holds this peer's
 // entries, in the order of cids, and only the other members are asked.
 func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid, mine []core.PinInfo) ([]core.GlobalPinInfo, error) {
+	return c.clusterCall(ctx, cids, mine, c.rpc.Client().Status)
+}
+
+// peerCall is a call of ServiceTracker about some CIDs on one peer.
+type peerCall func(ctx context.Context, p core.PeerID, cids []core.Cid) ([]core.PinInfo, error)
+
+// clusterCall makes call on every member (but this peer when mine is
+// given) and merges the answers, as clusterStatus describes.
+func (c *Cluster) clusterCall(ctx context.Context, cids []core.Cid, mine []core.PinInfo, call peerCall) ([]core.GlobalPinInfo, error) {
 	peers, err := c.consensus().Peers(ctx)
 	if err != nil {
 		return nil, err
@@ -92,7 +101,7 @@ func (c *Cluster) clusterStatus(ctx context.Context, cids []core.Cid, mine []cor
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
 			defer cancel()
-			answers[i], errs[i] = c.rpc.Client().Status(pctx, p, cids)
+			answers[i], errs[i] = call(pctx, p, cids)
 			if errs[i] == nil && len(answers[i]) != len(cids) {
 				errs[i] = errUnexpectedCount(len(answers[i]))
 			}
@@ -197,6 +206,15 @@ const pinsetStatuses = core.TrackerStatusPinned | core.TrackerStatusUnexpectedly
 // (queued, in progress or failed pins and unpins: few, and held here until
 // every member has answered).
 func (c *Cluster) clusterOpsStatus(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.GlobalPinInfo, error] {
+	return c.clusterMerge(ctx, func(ctx context.Context, p core.PeerID) iter.Seq2[core.PinInfo, error] {
+		return c.rpc.Client().StatusAll(ctx, p, filter)
+	})
+}
+
+// clusterMerge runs stream on every member and merges the items by CID,
+// holding them until every member has answered: for the short lists of
+// operations (status of queued or failed pins, recover all).
+func (c *Cluster) clusterMerge(ctx context.Context, stream func(context.Context, core.PeerID) iter.Seq2[core.PinInfo, error]) iter.Seq2[core.GlobalPinInfo, error] {
 	return func(yield func(core.GlobalPinInfo, error) bool) {
 		peers, err := c.consensus().Peers(ctx)
 		if err != nil {
@@ -209,7 +227,7 @@ func (c *Cluster) clusterOpsStatus(ctx context.Context, filter core.TrackerStatu
 		var wg sync.WaitGroup
 		for _, p := range peers {
 			wg.Go(func() {
-				for pi, err := range c.rpc.Client().StatusAll(ctx, p, filter) {
+				for pi, err := range stream(ctx, p) {
 					if err != nil {
 						return // an unreachable member has no operations to list
 					}
@@ -284,5 +302,36 @@ func (c *Cluster) connectIPFS(ctx context.Context) {
 	}
 	if err := c.ipfs().SwarmConnect(ctx, addrs); err != nil {
 		c.logger.Debug("connecting to the other peers' IPFS nodes", "error", err)
+	}
+}
+
+// clusterSyncAll has every member re-check all its pins against IPFS, then
+// streams the cluster-wide status (as GET /pins does, so that memory does
+// not grow with the pinset). A member that cannot sync shows in that
+// status as it is.
+func (c *Cluster) clusterSyncAll(ctx context.Context) iter.Seq2[core.GlobalPinInfo, error] {
+	return func(yield func(core.GlobalPinInfo, error) bool) {
+		peers, err := c.consensus().Peers(ctx)
+		if err != nil {
+			yield(core.GlobalPinInfo{}, err)
+			return
+		}
+		var wg sync.WaitGroup
+		for _, p := range peers {
+			wg.Go(func() {
+				for _, err := range c.rpc.Client().SyncAll(ctx, p) {
+					if err != nil {
+						c.logger.Debug("sync on a member failed", "peer", p, "error", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for g, err := range c.clusterStatusAll(ctx, 0) {
+			if !yield(g, err) || err != nil {
+				return
+			}
+		}
 	}
 }
