@@ -187,6 +187,17 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	expect(t, first.Post("/pins/"+everywhere+"?replication=-1"), 200, &pin)
 	first.WaitStatus(everywhere, core.TrackerStatusPinned, false, 60*time.Second)
 
+	// Content added on one peer for another is sent to that other peer,
+	// which pins it.
+	body, ct := multipartBody(t, part{Name: "for-last.txt", Data: []byte("added on the first peer for the last\n")})
+	r := do(t, "POST", first.URL+"/add?replication=1&user-allocations="+last.PeerID, body, ct)
+	added := ndjson[core.AddedOutput](t, r)
+	if r.Status != 200 || len(added) != 1 || len(added[0].Allocations) != 1 || added[0].Allocations[0].String() != last.PeerID {
+		t.Fatalf("add for the last peer: %s", r)
+	}
+	last.WaitStatus(added[0].Cid.String(), core.TrackerStatusPinned, true, 30*time.Second)
+	first.WaitStatus(added[0].Cid.String(), core.TrackerStatusRemote, true, 30*time.Second)
+
 	// Allocation chooses among every peer: two of the three, and the third
 	// reports the pin as remote.
 	two := randomCid(t)

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"iter"
 	"mime/multipart"
 	"time"
@@ -367,7 +369,7 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 	if len(dests) == 0 {
 		dests = []core.PeerID{c.self}
 	}
-	sink := blockSink{ipfs: c.ipfs()}
+	sink := blockSink{c: c, dests: dests}
 	root, err := adder.Add(ctx, body, params, sink, func(o adder.Output) error {
 		out := core.AddedOutput{Name: o.Name, Cid: core.NewCid(o.Cid), Size: o.Size, Bytes: o.Bytes}
 		if o.Cid.Defined() {
@@ -388,15 +390,44 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 	return pin.Cid, nil
 }
 
-// blockSink writes the adder's block batches to the IPFS connector.
-type blockSink struct{ ipfs core.IPFSConnector }
+// blockSink writes the adder's block batches to the IPFS node of every
+// destination peer: this peer's through its connector, the others' through
+// the cluster RPC, all at once.
+type blockSink struct {
+	c     *Cluster
+	dests []core.PeerID
+}
 
 func (s blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
 	out := make([]core.Block, len(blks))
 	for i, b := range blks {
 		out[i] = core.Block{Cid: core.NewCid(b.Cid()), Data: b.RawData()}
 	}
-	return s.ipfs.BlockPut(ctx, out)
+	errs := make([]error, len(s.dests))
+	var wg sync.WaitGroup
+	for i, p := range s.dests {
+		wg.Go(func() {
+			if p == s.c.self || s.c.rpc == nil {
+				errs[i] = s.c.ipfs().BlockPut(ctx, out)
+				return
+			}
+			if err := s.c.rpc.Client().BlockPut(ctx, p, out); err != nil {
+				errs[i] = fmt.Errorf("sending blocks to %s: %w", p, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// localIPFS serves this peer's IPFS node to the other peers (ServiceIPFS):
+// its identity, and the blocks of an /add made on another peer.
+type localIPFS struct{ c *Cluster }
+
+func (l localIPFS) ID(ctx context.Context) (core.IPFSID, error) { return l.c.ipfs().ID(ctx) }
+
+func (l localIPFS) BlockPut(ctx context.Context, blks []core.Block) error {
+	return l.c.ipfs().BlockPut(ctx, blks)
 }
 
 // clusterService serves the cluster's calls to other peers (ServiceCluster).

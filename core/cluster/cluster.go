@@ -72,6 +72,7 @@ func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
 	return errors.Join(
 		network.RegisterCluster(rpc, clusterService{c}),
 		network.RegisterTracker(rpc, localTracker{c}),
+		network.RegisterIPFS(rpc, localIPFS{c}),
 	)
 }
 
