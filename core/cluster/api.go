@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"iter"
 	"mime/multipart"
+	"sync"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
