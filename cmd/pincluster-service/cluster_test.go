@@ -266,3 +266,87 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		t.Fatalf("the stranger changed the peerset: %+v", got)
 	}
 }
+
+// startCluster starts n peers that share a secret, the first alone and the
+// others joining it with --bootstrap; edit (when not nil) changes each
+// service.json first.
+func startCluster(t *testing.T, n int, edit func(*config.Service)) []*daemon {
+	t.Helper()
+	configure := func(svc *config.Service) {
+		fastMetrics(t)(svc)
+		if edit != nil {
+			edit(svc)
+		}
+	}
+	dir1, api1 := servicetest.NewPeerDir(t, serviceBinary, configure)
+	peers := []*daemon{startDaemon(t, dir1, api1)}
+	var secret string
+	servicetest.EditService(t, dir1, func(svc *config.Service) { secret = svc.Cluster.Secret })
+	bootstrap := clusterAddr(t, dir1)
+	for range n - 1 {
+		dir, api := servicetest.NewPeerDir(t, serviceBinary, func(svc *config.Service) {
+			svc.Cluster.Secret = secret
+			configure(svc)
+		})
+		peers = append(peers, &daemon{servicetest.Start(t, serviceBinary, dir, api, "--bootstrap", bootstrap)})
+	}
+	// Every peer knows every peer's metrics.
+	for _, d := range peers {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var metrics []core.Metric
+			expect(t, d.Get("/monitor/metrics/freespace"), 200, &metrics)
+			if len(metrics) == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("freespace metrics on %s: %+v", d.PeerID, metrics)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return peers
+}
+
+// TestRepinWhenAPeerIsLost: with repinning enabled, the pins allocated to
+// a peer that goes down are re-allocated to live peers once its metrics
+// expire, keeping their replication factor.
+func TestRepinWhenAPeerIsLost(t *testing.T) {
+	t.Parallel()
+	peers := startCluster(t, 3, func(svc *config.Service) { svc.Cluster.DisableRepinning = false })
+	first := peers[0]
+	ci := randomCid(t)
+	var pin core.Pin
+	expect(t, first.Post("/pins/"+ci+"?replication-min=2&replication-max=2"), 200, &pin)
+	if len(pin.Allocations) != 2 {
+		t.Fatalf("allocated to %v", pin.Allocations)
+	}
+	// Lose an allocated peer that is not the first (the raft leader).
+	var lost *daemon
+	for _, d := range peers[1:] {
+		if slices.ContainsFunc(pin.Allocations, func(p core.PeerID) bool { return p.String() == d.PeerID }) {
+			lost = d
+			break
+		}
+	}
+	lost.Kill()
+	lostAt := time.Now()
+	deadline := lostAt.Add(40 * time.Second)
+	for {
+		expect(t, first.Get("/allocations/"+ci), 200, &pin)
+		gone := slices.ContainsFunc(pin.Allocations, func(p core.PeerID) bool { return p.String() == lost.PeerID })
+		if !gone && len(pin.Allocations) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still allocated to %v after losing %s", pin.Allocations, lost.PeerID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("re-allocated %v after %v", pin.Allocations, time.Since(lostAt).Round(time.Millisecond))
+	var alerts []core.Alert
+	expect(t, first.Get("/health/alerts"), 200, &alerts)
+	if !slices.ContainsFunc(alerts, func(a core.Alert) bool { return a.Peer.String() == lost.PeerID }) {
+		t.Fatalf("no alert about %s: %+v", lost.PeerID, alerts)
+	}
+}

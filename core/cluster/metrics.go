@@ -98,9 +98,11 @@ func (m *monitor) putIfAbsent(metric core.Metric) {
 // checkExpired raises one alert per expired metric, this peer's included
 // (its own metrics expire when an informer keeps failing, for example while
 // IPFS is unreachable), and forgets the metric.
-func (m *monitor) checkExpired(now time.Time) {
+// It returns the peers whose metrics expired.
+func (m *monitor) checkExpired(now time.Time) []core.PeerID {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var expired []core.PeerID
 	for _, byPeer := range m.metrics {
 		for p, metric := range byPeer {
 			if !metric.Expired(now) {
@@ -111,8 +113,12 @@ func (m *monitor) checkExpired(now time.Time) {
 			}
 			m.alerts = append(m.alerts, core.Alert{Metric: metric, TriggeredAt: now})
 			delete(byPeer, p)
+			if !slices.Contains(expired, p) {
+				expired = append(expired, p)
+			}
 		}
 	}
+	return expired
 }
 
 // recentAlerts returns the alerts, most recent first.
@@ -345,7 +351,42 @@ func (c *Cluster) runInformers(ctx context.Context) {
 				next[i] = now.Add(inf.ttl() / 2)
 			}
 		}
-		c.monitor.checkExpired(now)
+		if expired := slices.DeleteFunc(c.monitor.checkExpired(now), func(p core.PeerID) bool { return p == c.self }); len(expired) > 0 {
+			c.wg.Add(1)
+			go func() { defer c.wg.Done(); c.repinFrom(ctx, expired) }()
+		}
+	}
+}
+
+// repinFrom re-allocates the pins allocated to peers whose metrics expired
+// (they are down, or cut off), so that each keeps its replication factor
+// minimum on live peers: on the consensus leader only, so that one peer
+// does it, and unless cluster.disable_repinning is set. Pins to be on every
+// peer are left alone.
+func (c *Cluster) repinFrom(ctx context.Context, gone []core.PeerID) {
+	if c.cfg.DisableRepinning || c.rpc == nil {
+		return
+	}
+	if leader, err := c.consensus().Leader(ctx); err != nil || leader != c.self {
+		return
+	}
+	var affected []core.Pin
+	for p, err := range c.consensus().ListPins(ctx) {
+		if err != nil {
+			c.logger.Warn("re-allocation: listing the pinset", "error", err)
+			return
+		}
+		if p.Type == core.DataType && p.ReplicationFactorMin != -1 &&
+			slices.ContainsFunc(p.Allocations, func(a core.PeerID) bool { return slices.Contains(gone, a) }) {
+			affected = append(affected, p)
+		}
+	}
+	for _, p := range affected {
+		if _, err := c.pin(ctx, p, nil); err != nil {
+			c.logger.Warn("re-allocation failed", "cid", p.Cid, "gone", gone, "error", err)
+			continue
+		}
+		c.logger.Info("pin re-allocated away from a lost peer", "cid", p.Cid, "gone", gone)
 	}
 }
 

@@ -27,7 +27,9 @@ func TestMonitorAlertsOnExpiry(t *testing.T) {
 		t.Fatalf("an invalid metric is listed: %+v", got)
 	}
 
-	m.checkExpired(now.Add(1500 * time.Millisecond))
+	if expired := m.checkExpired(now.Add(1500 * time.Millisecond)); len(expired) != 1 || expired[0] != self {
+		t.Fatalf("expired peers %v, want [%s]", expired, self)
+	}
 	alerts := m.recentAlerts()
 	if len(alerts) != 1 || alerts[0].Peer != self || alerts[0].Name != "freespace" || !alerts[0].Valid {
 		t.Fatalf("alerts after this peer's metric expired: %+v", alerts)
