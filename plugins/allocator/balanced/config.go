@@ -1,11 +1,12 @@
 package balanced
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // Config is the allocator.balanced section of service.json.
@@ -22,26 +23,16 @@ func DefaultConfig() Config {
 
 // DefaultConfigJSON returns DefaultConfig encoded as it is written in
 // service.json.
-func DefaultConfigJSON() json.RawMessage {
-	b, err := json.Marshal(DefaultConfig())
-	if err != nil {
-		panic(err) // a plain struct of strings always encodes
-	}
-	return b
-}
+func DefaultConfigJSON() json.RawMessage { return sdk.ConfigJSON(DefaultConfig()) }
 
 // ParseConfig decodes a config section. An empty section (absent, null or
 // {}) gives the defaults; keys that are present replace the default value.
 // Unknown keys are an error naming the key.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	cfg := DefaultConfig()
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return cfg, nil
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return Config{}, fmt.Errorf("allocator.%s: config must be a JSON object: %w", Name, err)
+	keys, err := sdk.ConfigKeys("allocator."+Name, raw)
+	if err != nil {
+		return Config{}, err
 	}
 	for k, v := range keys {
 		switch k {

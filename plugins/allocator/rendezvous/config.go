@@ -1,10 +1,11 @@
 package rendezvous
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // Config is the allocator.rendezvous section of service.json.
@@ -22,26 +23,16 @@ const DefaultMetric = "freespace"
 func DefaultConfig() Config { return Config{Metric: DefaultMetric} }
 
 // DefaultConfigJSON returns DefaultConfig encoded as in service.json.
-func DefaultConfigJSON() json.RawMessage {
-	b, err := json.Marshal(DefaultConfig())
-	if err != nil {
-		panic(err) // a struct of one string always encodes
-	}
-	return b
-}
+func DefaultConfigJSON() json.RawMessage { return sdk.ConfigJSON(DefaultConfig()) }
 
 // ParseConfig decodes a config section. An empty section (absent, null or
 // {}) gives the defaults; keys that are present replace the default value.
 // Unknown keys are an error naming the key.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	cfg := DefaultConfig()
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return cfg, nil
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return Config{}, fmt.Errorf("allocator.%s: config must be a JSON object: %w", Name, err)
+	keys, err := sdk.ConfigKeys("allocator."+Name, raw)
+	if err != nil {
+		return Config{}, err
 	}
 	for k, v := range keys {
 		switch k {

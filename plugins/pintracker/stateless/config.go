@@ -1,12 +1,13 @@
 package stateless
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
 // Config is the pin_tracker.stateless section of service.json.
@@ -80,26 +81,16 @@ func (c Config) MarshalJSON() ([]byte, error) {
 }
 
 // DefaultConfigJSON returns DefaultConfig encoded as in service.json.
-func DefaultConfigJSON() json.RawMessage {
-	b, err := json.Marshal(DefaultConfig())
-	if err != nil {
-		panic(err) // ints and strings always encode
-	}
-	return b
-}
+func DefaultConfigJSON() json.RawMessage { return sdk.ConfigJSON(DefaultConfig()) }
 
 // ParseConfig decodes a config section. An empty section (absent, null or
 // {}) gives the defaults; keys that are present replace the default value.
 // Unknown keys and bad values are errors naming the key.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	cfg := DefaultConfig()
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return cfg, nil
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return Config{}, fmt.Errorf("pin_tracker.%s: config must be a JSON object: %w", Name, err)
+	keys, err := sdk.ConfigKeys("pin_tracker."+Name, raw)
+	if err != nil {
+		return Config{}, err
 	}
 	ints := map[string]*int{
 		"concurrent_pins":          &cfg.ConcurrentPins,
