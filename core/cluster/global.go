@@ -20,11 +20,11 @@ import (
 // with what only the core knows (peer name, IPFS identity).
 type localTracker struct{ c *Cluster }
 
-func (t localTracker) complete(infos []core.PinInfo, err error) ([]core.PinInfo, error) {
+func (t localTracker) complete(ctx context.Context, infos []core.PinInfo, err error) ([]core.PinInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	iid := t.c.ipfsID(context.Background())
+	iid := t.c.ipfsID(ctx)
 	for i := range infos {
 		infos[i] = t.c.withPeer(infos[i], iid)
 	}
@@ -47,7 +47,8 @@ func (t localTracker) completeStream(ctx context.Context, seq iter.Seq2[core.Pin
 }
 
 func (t localTracker) Status(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
-	return t.complete(t.c.tracker().Status(ctx, cids))
+	infos, err := t.c.tracker().Status(ctx, cids)
+	return t.complete(ctx, infos, err)
 }
 
 func (t localTracker) StatusAll(ctx context.Context, filter core.TrackerStatus) iter.Seq2[core.PinInfo, error] {
@@ -55,7 +56,8 @@ func (t localTracker) StatusAll(ctx context.Context, filter core.TrackerStatus) 
 }
 
 func (t localTracker) Recover(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
-	return t.complete(t.c.tracker().Recover(ctx, cids))
+	infos, err := t.c.tracker().Recover(ctx, cids)
+	return t.complete(ctx, infos, err)
 }
 
 func (t localTracker) RecoverAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
@@ -63,7 +65,8 @@ func (t localTracker) RecoverAll(ctx context.Context) iter.Seq2[core.PinInfo, er
 }
 
 func (t localTracker) Sync(ctx context.Context, cids []core.Cid) ([]core.PinInfo, error) {
-	return t.complete(t.c.tracker().Sync(ctx, cids))
+	infos, err := t.c.tracker().Sync(ctx, cids)
+	return t.complete(ctx, infos, err)
 }
 
 func (t localTracker) SyncAll(ctx context.Context) iter.Seq2[core.PinInfo, error] {
