@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,14 +31,21 @@ import (
 
 func cmdDaemon(g globals, args []string) error {
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
-	bootstrap := fs.String("bootstrap", "", "join the cluster of these peers: comma-separated multiaddrs ending with /p2p/<peer ID>")
+	var bootstrap string
+	var leave bool
+	const bootstrapUsage = "join the cluster of these peers: comma-separated multiaddrs ending with /p2p/<peer ID>"
+	const leaveUsage = "leave the cluster's peerset on shutdown (as cluster.leave_on_shutdown)"
+	fs.StringVar(&bootstrap, "bootstrap", "", bootstrapUsage)
+	fs.StringVar(&bootstrap, "j", "", bootstrapUsage+" (short for --bootstrap)")
+	fs.BoolVar(&leave, "leave", false, leaveUsage)
+	fs.BoolVar(&leave, "x", false, leaveUsage+" (short for --leave)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	var join []ma.Multiaddr
-	if *bootstrap != "" {
+	if bootstrap != "" {
 		var err error
-		if join, err = network.ParseAddrs(strings.Split(*bootstrap, ",")); err != nil {
+		if join, err = network.ParseAddrs(strings.Split(bootstrap, ",")); err != nil {
 			return usageError{"--bootstrap: " + err.Error()}
 		}
 	}
@@ -46,8 +54,12 @@ func cmdDaemon(g globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	svc.Cluster.LeaveOnShutdown = svc.Cluster.LeaveOnShutdown || leave
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A peer removed from the peerset by another shuts down.
+	ctx, removed := context.WithCancel(ctx)
+	defer removed()
 	// SIGHUP reloads the plugin configuration; it is caught before the
 	// peer starts so that an early one does not kill the daemon.
 	hup := make(chan os.Signal, 1)
@@ -56,7 +68,7 @@ func cmdDaemon(g globals, args []string) error {
 
 	defer sdk.StartCPUProfile("core")()
 
-	p, err := startPeer(ctx, g.configDir, svc, ident, logger, join)
+	p, err := startPeer(ctx, g.configDir, svc, ident, logger, join, removed)
 	if err != nil {
 		return err
 	}
@@ -82,6 +94,8 @@ type peer struct {
 	cluster *cluster.Cluster
 	api     *rest.Server
 	net     *network.Host
+	// leave: remove this peer from the peerset on shutdown.
+	leave bool
 }
 
 // newLauncher returns a launcher that serves built-in plugins from this binary.
@@ -113,22 +127,30 @@ func environment(dir string, svc *config.Service, ident *config.Identity, plugin
 	return env
 }
 
-func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger, join []ma.Multiaddr) (*peer, error) {
+// startPeer starts the peer of the config folder dir. join are the peers
+// of --bootstrap; without them, a peer whose consensus has no peerset yet
+// (a new peer made with `init --peers`) joins through the peers of its
+// peerstore file. onRemoved is called if another peer removes this one from
+// the peerset.
+func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger, join []ma.Multiaddr, onRemoved func()) (*peer, error) {
 	c, err := cluster.New(svc, ident.ID, logger.Named("cluster"))
 	if err != nil {
 		return nil, err
 	}
+	c.OnRemoved = onRemoved
 	launcher, err := newLauncher(logger)
 	if err != nil {
 		return nil, err
 	}
+	explicit := len(join) > 0
 	env := func(choice config.PluginChoice) core.Environment {
 		return environment(dir, svc, ident, choice.Name, join)
 	}
 	sup := pluginhost.NewSupervisor(launcher, c.Host(), env, pluginhost.Options{
 		CallTimeout: svc.Cluster.PluginCallTimeout.D(),
 	})
-	p := &peer{logger: logger, cluster: c, plugins: sup, admin: &pluginAdmin{dir: dir, sup: sup, logger: logger.Named("plugins")}}
+	p := &peer{logger: logger, cluster: c, plugins: sup, leave: svc.Cluster.LeaveOnShutdown,
+		admin: &pluginAdmin{dir: dir, sup: sup, logger: logger.Named("plugins")}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,6 +174,9 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	if err := c.UseNetwork(p.net, rpc); err != nil {
 		return nil, fmt.Errorf("cluster RPC: %w", err)
 	}
+	if !explicit {
+		join = p.net.KnownAddrs()
+	}
 	// Each kind is started and attached before the next, which may call
 	// back into it; the orchestrator holds the supervisor's proxies, which
 	// survive plugin restarts and swaps.
@@ -170,7 +195,7 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
-	if len(join) > 0 {
+	if explicit || (len(join) > 0 && !hasPeerset(ctx, sup.Consensus(), ident.ID, logger)) {
 		if err := joinCluster(ctx, p.net, rpc, sup.Consensus(), ident.ID, join, logger); err != nil {
 			return nil, err
 		}
@@ -195,12 +220,20 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 	return p, nil
 }
 
-// shutdown stops the API, the orchestrator and the plugins, in that order.
+// shutdown stops the API, leaves the peerset when configured to, then
+// stops the orchestrator and the plugins, in that order.
 func (p *peer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if p.api != nil {
 		_ = p.api.Shutdown(ctx)
+		if p.leave {
+			if err := p.cluster.Leave(ctx); err != nil {
+				p.logger.Error("leaving the cluster's peerset failed", "error", err)
+			} else {
+				p.logger.Info("left the cluster's peerset")
+			}
+		}
 	}
 	p.cluster.Shutdown()
 	p.plugins.Stop(ctx)
@@ -209,6 +242,21 @@ func (p *peer) shutdown() {
 			p.logger.Warn("closing the libp2p host", "error", err)
 		}
 	}
+}
+
+// hasPeerset reports whether the consensus already knows a peerset. A new
+// raft peer that is to join a cluster has none until a member adds it; one
+// that was removed or left has one without itself, and is told how to come
+// back.
+func hasPeerset(ctx context.Context, cons core.Consensus, self core.PeerID, logger hclog.Logger) bool {
+	peers, err := cons.Peers(ctx)
+	if err != nil || len(peers) == 0 {
+		return false
+	}
+	if !slices.Contains(peers, self) {
+		logger.Warn("this peer is not in its cluster's peerset (it was removed, or left): start it with --bootstrap to join again")
+	}
+	return true
 }
 
 // joinTimeout bounds joining the cluster of --bootstrap at start.

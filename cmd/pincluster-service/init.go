@@ -6,34 +6,60 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pincluster/pincluster/api/rest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/cluster"
 	"github.com/pincluster/pincluster/core/config"
+	"github.com/pincluster/pincluster/core/network"
 	"github.com/pincluster/pincluster/plugins/builtin"
 )
 
 func cmdInit(g globals, args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	force := fs.Bool("f", false, "overwrite an existing configuration")
+	var opts initOptions
+	fs.BoolVar(&opts.force, "f", false, "overwrite an existing configuration")
+	fs.BoolVar(&opts.force, "force", false, "overwrite an existing configuration")
+	peers := fs.String("peers", "", "cluster peers to join at the first start: comma-separated multiaddrs ending with /p2p/<peer ID>, written to the peerstore file")
+	fs.BoolVar(&opts.randomPorts, "randomports", false, "listen on random free ports instead of the defaults")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	if err := initConfig(g.configDir, *force); err != nil {
+	if *peers != "" {
+		addrs, err := network.ParseAddrs(strings.Split(*peers, ","))
+		if err != nil {
+			return usageError{"--peers: " + err.Error()}
+		}
+		opts.peers = addrs
+	}
+	if err := initConfig(g.configDir, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "configuration written to %s\n", g.configDir)
 	return nil
 }
 
-// initConfig writes a default service.json and a new identity.json.
-func initConfig(dir string, force bool) error {
+// initOptions are the flags of init.
+type initOptions struct {
+	force       bool
+	randomPorts bool
+	// peers are written to the peerstore file: a new peer joins the
+	// cluster through them at its first start.
+	peers []ma.Multiaddr
+}
+
+// initConfig writes a default service.json, a new identity.json and, with
+// opts.peers, the peerstore file.
+func initConfig(dir string, opts initOptions) error {
 	svcPath := filepath.Join(dir, config.ServiceFile)
 	idPath := filepath.Join(dir, config.IdentityFile)
-	if !force {
+	if !opts.force {
 		for _, p := range []string{svcPath, idPath} {
 			if _, err := os.Stat(p); err == nil {
 				return fmt.Errorf("%s exists (use init -f to overwrite)", p)
@@ -44,14 +70,43 @@ func initConfig(dir string, force bool) error {
 	if err != nil {
 		return err
 	}
+	if err := svc.Cluster.ApplyEnv(); err != nil {
+		return err
+	}
+	if err := svc.Cluster.Validate(); err != nil {
+		return err
+	}
 	ident, err := config.NewIdentity()
 	if err != nil {
 		return err
+	}
+	if opts.randomPorts {
+		if _, err := svc.RandomPorts(freePort); err != nil {
+			return err
+		}
+	}
+	storePath := filepath.Join(dir, network.PeerstoreFile)
+	if err := os.Remove(storePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err // the peers of another identity's cluster
+	}
+	if err := network.WritePeerstore(storePath, ident.ID, opts.peers); err != nil {
+		return fmt.Errorf("--peers: %w", err)
 	}
 	if err := svc.Save(svcPath); err != nil {
 		return err
 	}
 	return ident.Save(idPath)
+}
+
+// freePort returns a TCP port that is free now, or 0 (any port) if none
+// can be found.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // defaultService builds service.json from each built-in plugin's defaults.
@@ -85,7 +140,7 @@ func defaultService() (*config.Service, error) {
 func loadOrInit(dir string) (*config.Service, *config.Identity, error) {
 	svcPath := filepath.Join(dir, config.ServiceFile)
 	if _, err := os.Stat(svcPath); errors.Is(err, os.ErrNotExist) {
-		if err := initConfig(dir, false); err != nil {
+		if err := initConfig(dir, initOptions{}); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -1,7 +1,7 @@
 // Command pincluster-service runs a pincluster peer.
 //
-//	pincluster-service [--config DIR] init [-f]
-//	pincluster-service [--config DIR] daemon [--bootstrap MULTIADDR[,MULTIADDR…]]
+//	pincluster-service [--config DIR] init [-f] [--peers MULTIADDR[,MULTIADDR…]] [--randomports]
+//	pincluster-service [--config DIR] daemon [--bootstrap MULTIADDR[,MULTIADDR…]] [--leave]
 //	pincluster-service [--config DIR] state export [-f FILE]
 //	pincluster-service [--config DIR] state import [-f] FILE
 //	pincluster-service [--config DIR] state cleanup [-f]
@@ -33,11 +33,15 @@ Usage:
   pincluster-service [global options] <command> [options]
 
 Commands:
-  init             write service.json and identity.json into the config folder
+  init             write service.json and identity.json into the config folder;
+                   -f overwrites them; --peers <multiaddr>[,…] writes those
+                   peers to the peerstore file, and the first daemon start
+                   joins their cluster; --randomports picks free ports
   daemon           run the peer (initialises the config folder on first run;
                    SIGHUP reloads the plugin sections of service.json);
-                   --bootstrap /ip4/…/tcp/9096/p2p/<peer ID>[,…] joins the
-                   cluster of those peers (same cluster secret)
+                   --bootstrap, -j /ip4/…/tcp/9096/p2p/<peer ID>[,…] joins
+                   the cluster of those peers (same cluster secret);
+                   --leave, -x leaves the peerset on shutdown
   state export     write the pinset as one JSON pin per line
   state import     replace the pinset with an exported one
   state cleanup    delete the pinset and the consensus data

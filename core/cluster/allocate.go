@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pincluster/pincluster/core"
@@ -23,7 +24,8 @@ type allocation struct {
 // allocations that are still alive, asks the allocator for the rest in one
 // request and checks the answers against the replication factors.
 func (c *Cluster) allocateAll(ctx context.Context, as []*allocation) {
-	metrics := c.monitor.allValid(time.Now())
+	// The candidates are the members of the peerset with valid metrics.
+	metrics := slices.DeleteFunc(c.monitor.allValid(time.Now()), func(m core.Metric) bool { return !c.members.has(m.Peer) })
 	alive := make(map[core.PeerID]bool)
 	for _, m := range metrics {
 		alive[m.Peer] = true

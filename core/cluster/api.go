@@ -139,11 +139,6 @@ func (c *Cluster) peerIDs(ctx context.Context, peers []core.PeerID) ([]core.ID, 
 // peerConnectTimeout bounds connecting to a peer learnt from another.
 const peerConnectTimeout = 5 * time.Second
 
-// PeerRemove removes a peer from the peerset.
-func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
-	return c.consensus().RemovePeer(ctx, p)
-}
-
 // Allocations streams the pins of the pinset whose type matches filter.
 func (c *Cluster) Allocations(ctx context.Context, filter core.PinType) iter.Seq2[core.Pin, error] {
 	return func(yield func(core.Pin, error) bool) {
@@ -449,6 +444,7 @@ func (s clusterService) PeerAdd(ctx context.Context, req network.PeerAddRequest)
 	if err := s.c.consensus().AddPeer(ctx, p, req.ConsensusAddress); err != nil {
 		return core.ID{}, err
 	}
+	s.c.members.stale()
 	s.c.publishMetrics(ctx) // the new peer learns this one's metrics now
 	return s.c.ID(ctx), nil
 }

@@ -39,6 +39,11 @@ type Cluster struct {
 
 	monitor   *monitor
 	informers []informer
+	members   *members
+
+	// OnRemoved, when set before Start, is called once if this peer is
+	// removed from the peerset by another: the daemon then shuts down.
+	OnRemoved func()
 
 	// net is this peer's libp2p host and rpc the calls between the cores
 	// of the cluster's peers over it (nil: the cluster has no network).
@@ -64,7 +69,7 @@ type Cluster struct {
 // the consensus peerset.
 func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
 	c.net, c.rpc = h, rpc
-	m, err := network.NewMetrics(rpc, c.monitor.put)
+	m, err := network.NewMetrics(rpc, c.onMetric)
 	if err != nil {
 		return err
 	}
@@ -90,6 +95,7 @@ func New(cfg *config.Service, self core.PeerID, logger hclog.Logger) (*Cluster, 
 		peername:  cfg.Cluster.Peername,
 		logger:    logger,
 		monitor:   newMonitor(),
+		members:   newMembers(),
 		informers: infs,
 		writes:    make(chan *writeRequest, maxWriteBatch),
 		stopping:  make(chan struct{}),
@@ -156,9 +162,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go func() { defer c.wg.Done(); c.watchPinset(ctx, ready) }()
 	go func() { defer c.wg.Done(); c.runInformers(ctx) }()
 	go func() { defer c.wg.Done(); c.runMaintenance(ctx) }()
+	c.refreshMembers(ctx)
 	if c.rpc != nil {
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go func() { defer c.wg.Done(); c.runIPFSConnect(ctx) }()
+		go func() { defer c.wg.Done(); c.runPeerWatch(ctx) }()
 	}
 	select {
 	case <-ready:

@@ -39,6 +39,24 @@ func (m *monitor) put(metric core.Metric) {
 	byPeer[metric.Peer] = metric
 }
 
+// forget drops every metric of p.
+func (m *monitor) forget(p core.PeerID) {
+	m.retain(func(q core.PeerID) bool { return q != p })
+}
+
+// retain drops the metrics of every peer keep refuses, without alerts.
+func (m *monitor) retain(keep func(core.PeerID) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, byPeer := range m.metrics {
+		for p := range byPeer {
+			if !keep(p) {
+				delete(byPeer, p)
+			}
+		}
+	}
+}
+
 // names returns every metric name seen.
 func (m *monitor) names() []string {
 	m.mu.RLock()
@@ -359,10 +377,8 @@ func (c *Cluster) runInformers(ctx context.Context) {
 }
 
 // repinFrom re-allocates the pins allocated to peers whose metrics expired
-// (they are down, or cut off), so that each keeps its replication factor
-// minimum on live peers: on the consensus leader only, so that one peer
-// does it, and unless cluster.disable_repinning is set. Pins to be on every
-// peer are left alone.
+// (they are down, or cut off): on the consensus leader only, so that one
+// peer does it, and unless cluster.disable_repinning is set.
 func (c *Cluster) repinFrom(ctx context.Context, gone []core.PeerID) {
 	if c.cfg.DisableRepinning || c.rpc == nil {
 		return
@@ -370,6 +386,14 @@ func (c *Cluster) repinFrom(ctx context.Context, gone []core.PeerID) {
 	if leader, err := c.consensus().Leader(ctx); err != nil || leader != c.self {
 		return
 	}
+	c.reallocate(ctx, gone)
+}
+
+// reallocate allocates again the pins allocated to any of gone, so that
+// each keeps its replication factor minimum on live peers (allocation
+// keeps the current peers that are alive and members). Pins to be on every
+// peer are left alone.
+func (c *Cluster) reallocate(ctx context.Context, gone []core.PeerID) {
 	var affected []core.Pin
 	for p, err := range c.consensus().ListPins(ctx) {
 		if err != nil {

@@ -55,3 +55,33 @@ func TestListenOnLoopback(t *testing.T) {
 		t.Fatalf("restapi section lost a setting: %v", rest)
 	}
 }
+
+func TestRandomPortsKeepsTheIP(t *testing.T) {
+	s, err := ParseService([]byte(`{
+		"cluster": {"secret": "` + strings.Repeat("ab", 32) + `", "listen_multiaddress": ["/ip4/0.0.0.0/tcp/9096"]},
+		"api": {"restapi": {"http_listen_multiaddress": "/ip4/127.0.0.1/tcp/9094"}},
+		"consensus": {"raft": {"listen_multiaddress": "/ip6/::/tcp/9098"}},
+		"ipfs_connector": {"embedded": {}},
+		"pin_tracker": {"stateless": {}},
+		"allocator": {"balanced": {}}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 30000
+	api, err := s.RandomPorts(func() int { next++; return next })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api != "127.0.0.1:30001" {
+		t.Fatalf("api address %q", api)
+	}
+	if got := s.Cluster.ListenMultiaddress; len(got) != 1 || got[0] != "/ip4/0.0.0.0/tcp/30002" {
+		t.Fatalf("cluster listen %v", got)
+	}
+	var raft map[string]any
+	_ = json.Unmarshal(s.Consensus["raft"], &raft)
+	if raft["listen_multiaddress"] != "/ip6/::/tcp/30003" {
+		t.Fatalf("raft listens on %v", raft["listen_multiaddress"])
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/pincluster/pincluster/core"
 )
@@ -31,8 +32,11 @@ type ClusterConfig struct {
 	StateSyncInterval    Duration `json:"state_sync_interval"`
 	PinRecoverInterval   Duration `json:"pin_recover_interval"`
 	MonitorPingInterval  Duration `json:"monitor_ping_interval"`
-	DisableRepinning     bool     `json:"disable_repinning"`
-	PeerAddresses        []string `json:"peer_addresses"`
+	// PeerWatchInterval is how often the peerset is read again (to notice
+	// joins, removals, and this peer's own removal).
+	PeerWatchInterval Duration `json:"peer_watch_interval"`
+	DisableRepinning  bool     `json:"disable_repinning"`
+	PeerAddresses     []string `json:"peer_addresses"`
 	// PluginCallTimeout bounds every unary call to a plugin.
 	PluginCallTimeout Duration `json:"plugin_call_timeout"`
 }
@@ -52,6 +56,7 @@ func DefaultClusterConfig() ClusterConfig {
 		StateSyncInterval:    Duration(5 * 60e9),
 		PinRecoverInterval:   Duration(12 * 60e9),
 		MonitorPingInterval:  Duration(15e9),
+		PeerWatchInterval:    Duration(5e9),
 		DisableRepinning:     true,
 		PeerAddresses:        []string{},
 		PluginCallTimeout:    Duration(60e9),
@@ -68,6 +73,9 @@ func (c *ClusterConfig) Validate() error {
 	}
 	if _, err := hex.DecodeString(c.Secret); err != nil || len(c.Secret) != 64 {
 		return fmt.Errorf("cluster.secret must be 64 hexadecimal characters")
+	}
+	if c.PeerWatchInterval <= 0 {
+		return fmt.Errorf("cluster.peer_watch_interval must be positive")
 	}
 	if c.PluginCallTimeout <= 0 {
 		return fmt.Errorf("cluster.plugin_call_timeout must be positive")
@@ -215,13 +223,17 @@ func LoadService(path string) (*Service, error) {
 }
 
 // ParseService decodes and validates a service.json document. Missing
-// cluster keys keep their defaults; unknown keys are errors.
+// cluster keys keep their defaults; unknown keys are errors. Environment
+// variables named by EnvKey override cluster keys.
 func ParseService(b []byte) (*Service, error) {
 	s := &Service{Cluster: DefaultClusterConfig()}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(s); err != nil {
 		return nil, fmt.Errorf("invalid service configuration: %w", err)
+	}
+	if err := s.Cluster.applyEnv(environment); err != nil {
+		return nil, err
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -258,27 +270,57 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // side on one machine, as tests and local clusters need. It returns the
 // REST API's address (host:port).
 func (s *Service) ListenOnLoopback(port func() int) (string, error) {
-	loopback := func() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port()) }
+	return s.rewriteListenAddrs(func(string) (string, string) {
+		p := port()
+		return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("127.0.0.1:%d", p)
+	})
+}
+
+// RandomPorts gives every listening address of s (the same ones as
+// ListenOnLoopback) a port that port returns, keeping its IP, as
+// `init --randomports` does. It returns the REST API's address.
+func (s *Service) RandomPorts(port func() int) (string, error) {
+	return s.rewriteListenAddrs(func(addr string) (string, string) {
+		ip := "/ip4/0.0.0.0"
+		if parts := strings.Split(addr, "/"); len(parts) >= 3 && (parts[1] == "ip4" || parts[1] == "ip6") {
+			ip = "/" + parts[1] + "/" + parts[2]
+		}
+		p := port()
+		hostport := ip[strings.LastIndex(ip, "/")+1:]
+		return fmt.Sprintf("%s/tcp/%d", ip, p), fmt.Sprintf("%s:%d", hostport, p)
+	})
+}
+
+// rewriteListenAddrs replaces every listening address of s by the
+// multiaddr f returns for it, and returns the REST API's host:port as f
+// gave it.
+func (s *Service) rewriteListenAddrs(f func(addr string) (multiaddr, hostport string)) (string, error) {
 	api := ""
 	if raw, ok := s.API["restapi"]; ok {
 		var rest map[string]any
 		if err := json.Unmarshal(raw, &rest); err != nil {
 			return "", fmt.Errorf("api.restapi: %w", err)
 		}
-		p := port()
-		rest["http_listen_multiaddress"] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p)
+		old, _ := rest["http_listen_multiaddress"].(string)
+		rest["http_listen_multiaddress"], api = f(old)
 		s.API["restapi"], _ = json.Marshal(rest)
-		api = fmt.Sprintf("127.0.0.1:%d", p)
 	}
-	s.Cluster.ListenMultiaddress = []string{loopback()}
+	for i, a := range s.Cluster.ListenMultiaddress {
+		s.Cluster.ListenMultiaddress[i], _ = f(a)
+	}
+	if len(s.Cluster.ListenMultiaddress) == 0 {
+		a, _ := f("")
+		s.Cluster.ListenMultiaddress = []string{a}
+	}
 	for _, k := range core.Kinds {
 		for name, raw := range s.KindSection(k) {
 			var sec map[string]any
 			if json.Unmarshal(raw, &sec) != nil {
 				continue
 			}
-			if _, ok := sec["listen_multiaddress"]; ok {
-				sec["listen_multiaddress"] = loopback()
+			if old, ok := sec["listen_multiaddress"]; ok {
+				oldAddr, _ := old.(string)
+				sec["listen_multiaddress"], _ = f(oldAddr)
 				s.KindSection(k)[name], _ = json.Marshal(sec)
 			}
 		}

@@ -322,6 +322,18 @@ func (nh *Host) KnownPeers() []peer.ID {
 	return out
 }
 
+// KnownAddrs returns the addresses of the address book, each ending with
+// /p2p/<id>, sorted by peer.
+func (nh *Host) KnownAddrs() []ma.Multiaddr {
+	snap := nh.book.snapshot()
+	var out []ma.Multiaddr
+	for _, p := range nh.KnownPeers() {
+		full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: p, Addrs: snap[p]})
+		out = append(out, full...)
+	}
+	return out
+}
+
 // PeerAddrs returns the addresses the peerstore holds for p, each ending
 // with /p2p/<p>.
 func (nh *Host) PeerAddrs(p peer.ID) []ma.Multiaddr {

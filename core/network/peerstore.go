@@ -222,3 +222,19 @@ func appendNew(dst []ma.Multiaddr, add ...ma.Multiaddr) []ma.Multiaddr {
 	}
 	return dst
 }
+
+// WritePeerstore writes the peerstore file at path with addrs (each ending
+// with /p2p/<id>; those of self are left out), as `init --peers` does.
+func WritePeerstore(path string, self peer.ID, addrs []ma.Multiaddr) error {
+	b := newAddrBook(path, self, hclog.NewNullLogger())
+	for _, a := range addrs {
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return fmt.Errorf("%s: not a peer address (it must end with /p2p/<peer id>): %w", a, err)
+		}
+		if ai.ID != self {
+			b.add(ai.ID, ai.Addrs)
+		}
+	}
+	return b.save()
+}

@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pincluster/pincluster/core"
+)
+
+// members caches the consensus peerset, so that allocation (on the hot
+// path of every pin) need not ask the consensus plugin for it. It is
+// refreshed every cluster.peer_watch_interval, at once when a metric comes
+// from a peer it does not hold, and when this peer adds or removes one.
+type members struct {
+	mu    sync.RWMutex
+	peers []core.PeerID // sorted; nil until first read
+	// wasMember records that this peer has been in the peerset, so that
+	// leaving it is seen as a removal.
+	wasMember bool
+	refresh   chan struct{}
+}
+
+func newMembers() *members { return &members{refresh: make(chan struct{}, 1)} }
+
+// known reports whether the peerset has been read.
+func (m *members) known() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.peers != nil
+}
+
+// has reports whether p is in the cached peerset; every peer is while the
+// peerset is unknown.
+func (m *members) has(p core.PeerID) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.peers == nil {
+		return true
+	}
+	_, found := slices.BinarySearch(m.peers, p)
+	return found
+}
+
+// set replaces the cached peerset and reports whether self just left it.
+func (m *members) set(peers []core.PeerID, self core.PeerID) (removed bool) {
+	peers = slices.Clone(peers)
+	slices.Sort(peers)
+	if peers == nil {
+		peers = []core.PeerID{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.peers = peers
+	_, in := slices.BinarySearch(peers, self)
+	removed = m.wasMember && !in && len(peers) > 0
+	if in {
+		m.wasMember = true
+	}
+	return removed
+}
+
+// drop removes p from the cached peerset.
+func (m *members) drop(p core.PeerID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i, found := slices.BinarySearch(m.peers, p); found {
+		m.peers = slices.Delete(slices.Clone(m.peers), i, i+1)
+	}
+}
+
+// stale asks for a refresh soon (a metric came from a peer not held).
+func (m *members) stale() {
+	select {
+	case m.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// onMetric is the monitor's hook for every metric received from a peer.
+func (c *Cluster) onMetric(metric core.Metric) {
+	c.monitor.put(metric)
+	if !c.members.has(metric.Peer) {
+		c.members.stale()
+	}
+}
+
+// refreshMembers reads the peerset from the consensus, forgets the
+// metrics of peers no longer in it and reports whether this peer was
+// removed from it.
+func (c *Cluster) refreshMembers(ctx context.Context) (removed bool) {
+	peers, err := c.consensus().Peers(ctx)
+	if err != nil {
+		c.logger.Debug("reading the peerset", "error", err)
+		return false
+	}
+	removed = c.members.set(peers, c.self)
+	c.monitor.retain(c.members.has)
+	return removed
+}
+
+// runPeerWatch keeps the cached peerset current. A peer removed from the
+// peerset (DELETE /peers on another peer) calls OnRemoved, which shuts the
+// daemon down, as IPFS Cluster's peers do.
+func (c *Cluster) runPeerWatch(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.PeerWatchInterval.D())
+	defer tick.Stop()
+	for {
+		if c.refreshMembers(ctx) && c.OnRemoved != nil {
+			c.logger.Warn("this peer was removed from the cluster's peerset: shutting down")
+			c.OnRemoved()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.members.refresh:
+		}
+	}
+}
+
+// PeerRemove removes a peer from the peerset. Its pins are first
+// re-allocated to the other peers (whatever cluster.disable_repinning
+// says: the removal is the user's decision), then it is removed from the
+// consensus and forgotten by this peer's host and monitor.
+func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
+	peers, err := c.consensus().Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(peers, p) {
+		return fmt.Errorf("%s is not a cluster peer", p)
+	}
+	c.members.drop(p)
+	c.monitor.forget(p)
+	if len(peers) > 1 {
+		c.reallocate(ctx, []core.PeerID{p})
+	}
+	if err := c.consensus().RemovePeer(ctx, p); err != nil {
+		c.members.stale()
+		return err
+	}
+	if c.net != nil && p != c.self {
+		c.net.Forget(p)
+	}
+	c.members.stale()
+	return nil
+}
+
+// Leave removes this peer from the peerset, for cluster.leave_on_shutdown
+// and `daemon --leave`: its pins are re-allocated to the others first. A
+// peer alone in its peerset, or no longer in it, has nothing to leave.
+func (c *Cluster) Leave(ctx context.Context) error {
+	peers, err := c.consensus().Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(peers, c.self) || len(peers) == 1 {
+		return nil
+	}
+	return c.PeerRemove(ctx, c.self)
+}

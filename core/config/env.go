@@ -1,0 +1,63 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+)
+
+// EnvKey is the environment variable that overrides a key of the cluster
+// section, as IPFS Cluster names it: CLUSTER_ and the key in upper case
+// without underscores (CLUSTER_SECRET, CLUSTER_PEERNAME,
+// CLUSTER_LEAVEONSHUTDOWN, …).
+func EnvKey(jsonKey string) string {
+	return "CLUSTER_" + strings.ToUpper(strings.ReplaceAll(jsonKey, "_", ""))
+}
+
+// applyEnv overrides the keys of the cluster section that have an
+// environment variable set. A list takes a JSON array or a comma-separated
+// string; a duration a string such as "30s".
+func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		s, ok := lookup(EnvKey(key))
+		if !ok {
+			continue
+		}
+		field := v.Field(i)
+		var doc []byte
+		switch {
+		case field.Kind() == reflect.String, field.Type() == reflect.TypeFor[Duration]():
+			doc, _ = json.Marshal(s)
+		case field.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(s), "["):
+			parts := []string{}
+			for p := range strings.SplitSeq(s, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			doc, _ = json.Marshal(parts)
+		default:
+			doc = []byte(s)
+		}
+		if err := json.Unmarshal(doc, field.Addr().Interface()); err != nil {
+			return fmt.Errorf("environment variable %s (cluster.%s): %w", EnvKey(key), key, err)
+		}
+	}
+	return nil
+}
+
+// ApplyEnv overrides the keys of the cluster section that have an
+// environment variable set (see EnvKey): init writes them into the new
+// service.json, as ipfs-cluster-service init does with CLUSTER_SECRET.
+func (c *ClusterConfig) ApplyEnv() error { return c.applyEnv(environment) }
+
+// environment is the process environment, for applyEnv.
+func environment(key string) (string, bool) { return os.LookupEnv(key) }
