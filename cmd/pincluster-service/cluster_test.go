@@ -67,25 +67,7 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	slices.Sort(want)
 
 	for _, d := range peers {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var got []string
-			var failed []string
-			for _, id := range ndjson[core.ID](t, d.Get("/peers")) {
-				got = append(got, id.ID.String())
-				if id.Error != "" {
-					failed = append(failed, id.ID.String()+": "+id.Error)
-				}
-			}
-			slices.Sort(got)
-			if slices.Equal(got, want) && len(failed) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("GET /peers on %s: %v (errors %v), want %v", d.PeerID, got, failed, want)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		waitPeerset(t, d, want, 30*time.Second)
 	}
 
 	// Every peer knows the metrics of every peer.
@@ -218,6 +200,9 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		}
 	}
 
+	// A pin on the member about to go down and on the last.
+	kept := pinOn(t, first, peers[1], last)
+
 	// A member that is down shows as cluster_error.
 	peers[1].Kill()
 	var g core.GlobalPinInfo
@@ -229,27 +214,30 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 		t.Fatalf("the allocated member's entry with another down: %+v", st)
 	}
 
-	// A peer removed leaves the peerset of the others.
+	// With repinning disabled (the default), its pins stay where they are
+	// once its metrics expired and raised an alert.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var alerts []core.Alert
+		expect(t, first.Get("/health/alerts"), 200, &alerts)
+		if slices.ContainsFunc(alerts, func(a core.Alert) bool { return a.Peer.String() == peers[1].PeerID }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no alert about the stopped member %s: %+v", peers[1].PeerID, alerts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // what a re-allocation would have had to do it
+	waitAllocations(t, first, kept, peerIDs(peers[1], last), time.Second)
+
+	// A peer removed leaves the peerset of the others, and its pins are
+	// re-allocated.
 	removed := peers[1]
 	expect(t, first.Delete("/peers/"+removed.PeerID), 204, nil)
-	rest := []string{first.PeerID, last.PeerID}
-	slices.Sort(rest)
 	for _, d := range []*daemon{first, last} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			var got []string
-			for _, id := range ndjson[core.ID](t, d.Get("/peers")) {
-				got = append(got, id.ID.String())
-			}
-			slices.Sort(got)
-			if slices.Equal(got, rest) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("GET /peers on %s after removing %s: %v", d.PeerID, removed.PeerID, got)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		waitPeerset(t, d, peerIDs(first, last), 20*time.Second)
+		waitAllocations(t, d, kept, peerIDs(first, last), 20*time.Second)
 	}
 
 	// A peer with another secret cannot join, and says why.
@@ -270,7 +258,7 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 // startCluster starts n peers that share a secret, the first alone and the
 // others joining it with --bootstrap; edit (when not nil) changes each
 // service.json first.
-func startCluster(t *testing.T, n int, edit func(*config.Service)) []*daemon {
+func startCluster(t testing.TB, n int, edit func(*config.Service)) []*daemon {
 	t.Helper()
 	configure := func(svc *config.Service) {
 		fastMetrics(t)(svc)

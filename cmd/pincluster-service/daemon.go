@@ -228,9 +228,10 @@ func (p *peer) shutdown() {
 	if p.api != nil {
 		_ = p.api.Shutdown(ctx)
 		if p.leave {
-			if err := p.cluster.Leave(ctx); err != nil {
+			switch left, err := p.cluster.Leave(ctx); {
+			case err != nil:
 				p.logger.Error("leaving the cluster's peerset failed", "error", err)
-			} else {
+			case left:
 				p.logger.Info("left the cluster's peerset")
 			}
 		}

@@ -405,12 +405,16 @@ func (c *Cluster) reallocate(ctx context.Context, gone []core.PeerID) {
 			affected = append(affected, p)
 		}
 	}
+	names := make([]string, len(gone))
+	for i, p := range gone {
+		names[i] = p.String()
+	}
 	for _, p := range affected {
 		if _, err := c.pin(ctx, p, nil); err != nil {
-			c.logger.Warn("re-allocation failed", "cid", p.Cid, "gone", gone, "error", err)
+			c.logger.Warn("re-allocation failed", "cid", p.Cid, "from", names, "error", err)
 			continue
 		}
-		c.logger.Info("pin re-allocated away from a lost peer", "cid", p.Cid, "gone", gone)
+		c.logger.Info("pin re-allocated", "cid", p.Cid, "from", names)
 	}
 }
 

@@ -151,15 +151,27 @@ func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
 }
 
 // Leave removes this peer from the peerset, for cluster.leave_on_shutdown
-// and `daemon --leave`: its pins are re-allocated to the others first. A
-// peer alone in its peerset, or no longer in it, has nothing to leave.
-func (c *Cluster) Leave(ctx context.Context) error {
+// and `daemon --leave`, and reports whether it did: its pins are
+// re-allocated to the others first. The raft leader does both, as its
+// pinset is the most recent. A peer alone in its peerset, or no longer in
+// it, has nothing to leave.
+func (c *Cluster) Leave(ctx context.Context) (bool, error) {
 	peers, err := c.consensus().Peers(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !slices.Contains(peers, c.self) || len(peers) == 1 {
-		return nil
+		return false, nil
 	}
-	return c.PeerRemove(ctx, c.self)
+	leader, err := c.consensus().Leader(ctx)
+	if err != nil {
+		return false, err
+	}
+	if leader == c.self || c.rpc == nil {
+		return true, c.PeerRemove(ctx, c.self)
+	}
+	if err := c.rpc.Client().PeerRemove(ctx, leader, c.self); err != nil {
+		return false, fmt.Errorf("asking the leader %s to remove this peer: %w", leader, err)
+	}
+	return true, nil
 }

@@ -428,12 +428,11 @@ func (nh *Host) ConnectKnown(ctx context.Context) int {
 	return n
 }
 
-// Forget removes a peer from the address book and the peerstore and closes
-// its connections, for a peer removed from the cluster. It does not stop
-// the peer from connecting again: only the cluster secret gates the
-// network.
+// Forget removes a peer from the address book and the peerstore, for a
+// peer removed from the cluster. Its open connections stay (the answer to
+// its own request to leave may still be on its way); it does not stop the
+// peer from connecting again: only the cluster secret gates the network.
 func (nh *Host) Forget(p peer.ID) {
-	_ = nh.h.Network().ClosePeer(p)
 	nh.h.Peerstore().ClearAddrs(p)
 	nh.book.remove(p)
 }

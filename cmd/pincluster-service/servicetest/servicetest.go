@@ -116,8 +116,14 @@ func FreePort(tb testing.TB) int {
 // returns the folder and the REST API's base URL.
 func NewPeerDir(tb testing.TB, bin string, edit func(*config.Service)) (dir, url string) {
 	tb.Helper()
+	return NewPeerDirInit(tb, bin, nil, edit)
+}
+
+// NewPeerDirInit is NewPeerDir with more arguments for init (--peers …).
+func NewPeerDirInit(tb testing.TB, bin string, initArgs []string, edit func(*config.Service)) (dir, url string) {
+	tb.Helper()
 	dir = tb.TempDir()
-	if out, err := exec.Command(bin, "--config", dir, "init").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, append([]string{"--config", dir, "init"}, initArgs...)...).CombinedOutput(); err != nil {
 		tb.Fatalf("pincluster-service init: %v\n%s", err, out)
 	}
 	var api string
