@@ -169,6 +169,9 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	expect(t, first.Post("/pins/"+everywhere+"?replication=-1"), 200, &pin)
 	first.WaitStatus(everywhere, core.TrackerStatusPinned, false, 60*time.Second)
 
+	// The connection graph, asked on any peer, has every member's links.
+	checkGraph(t, last, peers, nil)
+
 	// Content added on one peer for another is sent to that other peer,
 	// which pins it.
 	body, ct := multipartBody(t, part{Name: "for-last.txt", Data: []byte("added on the first peer for the last\n")})
@@ -213,6 +216,7 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	if st := g.PeerMap[last.PeerID]; st.Status != core.TrackerStatusPinned {
 		t.Fatalf("the allocated member's entry with another down: %+v", st)
 	}
+	checkGraph(t, first, peers, peers[1])
 
 	// With repinning disabled (the default), its pins stay where they are
 	// once its metrics expired and raised an alert.
@@ -252,6 +256,61 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	t.Logf("a peer with another secret gave up after %v", time.Since(start).Round(time.Millisecond))
 	if got := ndjson[core.ID](t, first.Get("/peers")); len(got) != 2 {
 		t.Fatalf("the stranger changed the peerset: %+v", got)
+	}
+}
+
+// checkGraph checks GET /health/graph on d: every member has its cluster
+// links (the other members), its peer name and its IPFS node, whose swarm
+// holds the other members' IPFS nodes; down, when not nil, is a member that
+// does not answer: it has no links, no name and no IPFS node, and the
+// others' IPFS nodes are not required to be connected to it.
+func checkGraph(t *testing.T, d *daemon, peers []*daemon, down *daemon) {
+	t.Helper()
+	ipfsOf := map[string]core.PeerID{}
+	for _, p := range peers {
+		if p != down {
+			var id core.ID
+			expect(t, p.Get("/id"), 200, &id)
+			ipfsOf[p.PeerID] = id.IPFS.ID
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var g core.ConnectGraph
+		expect(t, d.Get("/health/graph"), 200, &g)
+		problem := ""
+		if g.ClusterID.String() != d.PeerID {
+			problem = "cluster_id is " + g.ClusterID.String()
+		}
+		for _, p := range peers {
+			links, ok := g.ClusterLinks[p.PeerID]
+			switch {
+			case !ok || !g.ClusterTrustLinks[p.PeerID]:
+				problem = p.PeerID + " has no cluster_links or trust entry"
+			case p == down:
+				if len(links) != 0 || g.IDtoPeername[p.PeerID] != "" || g.ClustertoIPFS[p.PeerID] != "" {
+					problem = fmt.Sprintf("the member that is down has links %v, name %q, IPFS %q", links, g.IDtoPeername[p.PeerID], g.ClustertoIPFS[p.PeerID])
+				}
+			case len(links) != len(peers)-1 || slices.ContainsFunc(links, func(l core.PeerID) bool { return l.String() == p.PeerID }):
+				problem = fmt.Sprintf("%s has cluster links %v", p.PeerID, links)
+			case g.IDtoPeername[p.PeerID] == "" || g.ClustertoIPFS[p.PeerID] != ipfsOf[p.PeerID]:
+				problem = fmt.Sprintf("%s has name %q and IPFS %q, want %q", p.PeerID, g.IDtoPeername[p.PeerID], g.ClustertoIPFS[p.PeerID], ipfsOf[p.PeerID])
+			default:
+				swarm := g.IPFSLinks[ipfsOf[p.PeerID].String()]
+				for _, q := range peers {
+					if q != p && q != down && !slices.Contains(swarm, ipfsOf[q.PeerID]) {
+						problem = fmt.Sprintf("the IPFS node of %s is not linked to that of %s: %v", p.PeerID, q.PeerID, swarm)
+					}
+				}
+			}
+		}
+		if problem == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /health/graph on %s: %s: %+v", d.PeerID, problem, g)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

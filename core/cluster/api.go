@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"mime/multipart"
+	"slices"
 	"sync"
 	"time"
 
@@ -302,25 +303,61 @@ func (c *Cluster) RepoGC(ctx context.Context, local bool) (core.GlobalRepoGC, er
 	return core.GlobalRepoGC{PeerMap: map[string]core.RepoGC{c.self.String(): gc}}, nil
 }
 
-// ConnectGraph describes the cluster's and the IPFS nodes' links.
+// ConnectGraph describes the links of every member: each one's view of
+// the peerset (cluster_links) and its IPFS node's swarm peers
+// (ipfs_links), asked of every member at once. A member that does not
+// answer keeps an empty list of links and has no peer name nor IPFS node.
 func (c *Cluster) ConnectGraph(ctx context.Context) (core.ConnectGraph, error) {
-	self := c.self.String()
 	g := core.ConnectGraph{
 		ClusterID:         c.self,
-		IDtoPeername:      map[string]string{self: c.peername},
+		IDtoPeername:      map[string]string{},
 		IPFSLinks:         map[string][]core.PeerID{},
-		ClusterLinks:      map[string][]core.PeerID{self: {}},
-		ClusterTrustLinks: map[string]bool{self: true},
+		ClusterLinks:      map[string][]core.PeerID{},
+		ClusterTrustLinks: map[string]bool{},
 		ClustertoIPFS:     map[string]core.PeerID{},
 	}
-	iid, err := c.ipfs().ID(ctx)
-	if err == nil && iid.ID != "" {
-		g.ClustertoIPFS[self] = iid.ID
-		links, err := c.ipfs().SwarmPeers(ctx)
-		if err != nil || links == nil {
+	peers := []core.PeerID{c.self}
+	ids := []core.ID{c.ID(ctx)}
+	errs := []error{nil}
+	if c.rpc != nil {
+		var err error
+		if peers, err = c.consensus().Peers(ctx); err != nil {
+			return g, err
+		}
+		ids, errs = c.peerIDs(ctx, peers)
+	}
+	swarms, swarmErrs := make([][]core.PeerID, len(peers)), make([]error, len(peers))
+	if c.rpc != nil {
+		swarms, swarmErrs = c.rpc.Client().SwarmPeers(ctx, peers)
+	} else {
+		swarms[0], swarmErrs[0] = c.ipfs().SwarmPeers(ctx)
+	}
+	for i, p := range peers {
+		key := p.String()
+		g.ClusterTrustLinks[key] = true // raft trusts every member
+		g.ClusterLinks[key] = []core.PeerID{}
+		if errs[i] != nil {
+			continue
+		}
+		id := ids[i]
+		for _, q := range id.ClusterPeers {
+			if q != p {
+				g.ClusterLinks[key] = append(g.ClusterLinks[key], q)
+			}
+		}
+		if !slices.Contains(id.ClusterPeers, p) {
+			continue
+		}
+		g.IDtoPeername[key] = id.Peername
+		if id.IPFS.ID == "" || id.IPFS.Error != "" {
+			continue
+		}
+		g.ClustertoIPFS[key] = id.IPFS.ID
+		links := swarms[i]
+		if swarmErrs[i] != nil || links == nil {
 			links = []core.PeerID{}
 		}
-		g.IPFSLinks[iid.ID.String()] = links
+		g.IPFSLinks[id.IPFS.ID.String()] = links
 	}
 	return g, nil
 }
@@ -425,6 +462,10 @@ func (l localIPFS) BlockPut(ctx context.Context, blks []core.Block) error {
 	return l.c.ipfs().BlockPut(ctx, blks)
 }
 
+func (l localIPFS) SwarmPeers(ctx context.Context) ([]core.PeerID, error) {
+	return l.c.ipfs().SwarmPeers(ctx)
+}
+
 // clusterService serves the cluster's calls to other peers (ServiceCluster).
 type clusterService struct{ c *Cluster }
 
@@ -445,6 +486,9 @@ func (s clusterService) PeerAdd(ctx context.Context, req network.PeerAddRequest)
 		return core.ID{}, err
 	}
 	s.c.members.stale()
+	if s.c.net != nil {
+		s.c.net.Remember(p)
+	}
 	s.c.publishMetrics(ctx) // the new peer learns this one's metrics now
 	return s.c.ID(ctx), nil
 }

@@ -273,10 +273,13 @@ func (nh *Host) learnAddrs(ctx context.Context, sub event.Subscription) {
 			}
 			ev := e.(event.EvtPeerIdentificationCompleted)
 			if ev.Peer == nh.h.ID() || len(ev.ListenAddrs) == 0 || ev.Conn == nil || ev.Conn.IsClosed() {
-				// A connection closed since (by Forget, say) teaches nothing.
+				// A connection closed since teaches nothing.
 				continue
 			}
-			stale := nh.book.replace(ev.Peer, ev.ListenAddrs)
+			stale, ok := nh.book.replace(ev.Peer, ev.ListenAddrs)
+			if !ok {
+				continue // a forgotten peer stays forgotten
+			}
 			ps := nh.h.Peerstore()
 			if len(stale) > 0 {
 				ps.SetAddrs(ev.Peer, stale, 0)
@@ -429,12 +432,21 @@ func (nh *Host) ConnectKnown(ctx context.Context) int {
 }
 
 // Forget removes a peer from the address book and the peerstore, for a
-// peer removed from the cluster. Its open connections stay (the answer to
-// its own request to leave may still be on its way); it does not stop the
-// peer from connecting again: only the cluster secret gates the network.
+// peer removed from the cluster; what it announces is not learnt again
+// until Connect reaches it explicitly. Its open connections stay (the
+// answer to its own request to leave may still be on its way); it does not
+// stop the peer from connecting again: only the cluster secret gates the
+// network.
 func (nh *Host) Forget(p peer.ID) {
 	nh.h.Peerstore().ClearAddrs(p)
 	nh.book.remove(p)
+}
+
+// Remember undoes Forget, for a peer added to the cluster again: the
+// addresses the peerstore holds for it now go into the address book, and
+// what it announces is learnt again.
+func (nh *Host) Remember(p peer.ID) {
+	nh.book.add(p, nh.h.Peerstore().Addrs(p))
 }
 
 // Notify calls fn, from one goroutine and in order, each time a peer

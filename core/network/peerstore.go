@@ -34,6 +34,9 @@ type addrBook struct {
 
 	mu    sync.Mutex
 	addrs map[peer.ID][]ma.Multiaddr
+	// forgotten are the peers removed from the book: what identify tells
+	// of them is not learnt again until they are added explicitly.
+	forgotten map[peer.ID]bool
 	// written is the content last read or written, so that an unchanged
 	// book is not rewritten.
 	written []byte
@@ -42,11 +45,12 @@ type addrBook struct {
 
 func newAddrBook(path string, self peer.ID, logger hclog.Logger) *addrBook {
 	return &addrBook{
-		path:   path,
-		self:   self,
-		logger: logger,
-		addrs:  make(map[peer.ID][]ma.Multiaddr),
-		dirty:  make(chan struct{}, 1),
+		path:      path,
+		self:      self,
+		logger:    logger,
+		addrs:     make(map[peer.ID][]ma.Multiaddr),
+		forgotten: make(map[peer.ID]bool),
+		dirty:     make(chan struct{}, 1),
 		// An empty book is not written over a missing file.
 		written: []byte{},
 	}
@@ -106,16 +110,22 @@ func (b *addrBook) add(p peer.ID, addrs []ma.Multiaddr) {
 	}
 	b.mu.Lock()
 	b.addrs[p] = appendNew(b.addrs[p], addrs...)
+	delete(b.forgotten, p)
 	b.mu.Unlock()
 	b.changed()
 }
 
-// replace makes addrs the addresses of p and returns those it drops.
-func (b *addrBook) replace(p peer.ID, addrs []ma.Multiaddr) (stale []ma.Multiaddr) {
+// replace makes addrs the addresses of p and returns those it drops. It
+// does nothing (ok is false) for self and for a forgotten peer.
+func (b *addrBook) replace(p peer.ID, addrs []ma.Multiaddr) (stale []ma.Multiaddr, ok bool) {
 	if p == b.self {
-		return nil
+		return nil, false
 	}
 	b.mu.Lock()
+	if b.forgotten[p] {
+		b.mu.Unlock()
+		return nil, false
+	}
 	for _, old := range b.addrs[p] {
 		if !containsAddr(addrs, old) {
 			stale = append(stale, old)
@@ -124,13 +134,14 @@ func (b *addrBook) replace(p peer.ID, addrs []ma.Multiaddr) (stale []ma.Multiadd
 	b.addrs[p] = appendNew(nil, addrs...)
 	b.mu.Unlock()
 	b.changed()
-	return stale
+	return stale, true
 }
 
 // remove forgets p.
 func (b *addrBook) remove(p peer.ID) {
 	b.mu.Lock()
 	delete(b.addrs, p)
+	b.forgotten[p] = true
 	b.mu.Unlock()
 	b.changed()
 }

@@ -35,6 +35,7 @@ const (
 	//
 	//	ID          Empty           → core.IPFSID
 	//	BlockPut    BlockPutRequest → Empty
+	//	SwarmPeers  Empty           → []core.PeerID (the IPFS node's peers)
 	ServiceIPFS = "IPFSConnector"
 	// ServiceMonitor receives other peers' metrics.
 	//
@@ -54,6 +55,7 @@ const (
 	MethodSync       = "Sync"
 	MethodSyncAll    = "SyncAll"
 	MethodBlockPut   = "BlockPut"
+	MethodSwarmPeers = "SwarmPeers"
 	MethodLogMetrics = "LogMetrics"
 )
 
@@ -197,6 +199,8 @@ type IPFSService interface {
 	ID(ctx context.Context) (core.IPFSID, error)
 	// BlockPut stores a batch of blocks (of an /add) on the IPFS node.
 	BlockPut(ctx context.Context, blocks []core.Block) error
+	// SwarmPeers returns the peers the IPFS node is connected to.
+	SwarmPeers(ctx context.Context) ([]core.PeerID, error)
 }
 
 var (
@@ -245,6 +249,9 @@ func RegisterIPFS(r *RPC, s IPFSService) error {
 		}),
 		Handle(r, ServiceIPFS, MethodBlockPut, func(ctx context.Context, in BlockPutRequest) (Empty, error) {
 			return Empty{}, s.BlockPut(ctx, in.Blocks)
+		}),
+		Handle(r, ServiceIPFS, MethodSwarmPeers, func(ctx context.Context, _ Empty) ([]core.PeerID, error) {
+			return s.SwarmPeers(ctx)
 		}),
 	)
 }
@@ -335,6 +342,14 @@ func (c Client) IPFSID(ctx context.Context, p peer.ID) (core.IPFSID, error) {
 	var out core.IPFSID
 	err := c.r.Call(ctx, p, ServiceIPFS, MethodID, Empty{}, &out)
 	return out, err
+}
+
+// SwarmPeers asks each peer for the peers its IPFS node is connected to,
+// all at once; the answers and errors are in the order of peers.
+func (c Client) SwarmPeers(ctx context.Context, peers []peer.ID) ([][]core.PeerID, []error) {
+	out := make([][]core.PeerID, len(peers))
+	errs := c.r.MultiCall(ctx, peers, ServiceIPFS, MethodSwarmPeers, Empty{}, Outs(out))
+	return out, errs
 }
 
 // BlockPut stores a batch of blocks on p's IPFS node.

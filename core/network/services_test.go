@@ -102,6 +102,14 @@ func (f *fakeServices) BlockPut(ctx context.Context, blocks []core.Block) error 
 	return nil
 }
 
+// SwarmPeers answers one made-up IPFS peer named after the peer.
+func (f *fakeServices) SwarmPeers(ctx context.Context) ([]core.PeerID, error) {
+	if f.self == "" {
+		return nil, errors.New("no IPFS node")
+	}
+	return []core.PeerID{f.self}, nil
+}
+
 // ipfsSide adapts fakeServices to IPFSService, whose ID answers core.IPFSID.
 type ipfsSide struct{ *fakeServices }
 
@@ -199,6 +207,17 @@ func TestTypedServices(t *testing.T) {
 	ids, errs := c.IDs(ctx, []peer.ID{peers[1].ID(), peers[2].ID()})
 	if errs[0] != nil || errs[1] != nil || ids[0].ID != peers[1].ID() || ids[1].ID != peers[2].ID() {
 		t.Fatalf("IDs: %+v %v", ids, errs)
+	}
+}
+
+func TestSwarmPeers(t *testing.T) {
+	peers, _ := startServices(t, 3)
+	ids := []peer.ID{peers[0].ID(), peers[1].ID(), peers[2].ID()}
+	swarms, errs := peers[0].rpc.Client().SwarmPeers(ctxT(t), ids)
+	for i := range ids {
+		if errs[i] != nil || len(swarms[i]) != 1 || swarms[i][0] != ids[i] {
+			t.Fatalf("peer %d: %v %v", i, swarms[i], errs[i])
+		}
 	}
 }
 
