@@ -59,5 +59,9 @@ func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 // service.json, as ipfs-cluster-service init does with CLUSTER_SECRET.
 func (c *ClusterConfig) ApplyEnv() error { return c.applyEnv(environment) }
 
-// environment is the process environment, for applyEnv.
-func environment(key string) (string, bool) { return os.LookupEnv(key) }
+// environment is the process environment, for applyEnv: an empty
+// variable counts as unset, as for the CLUSTER_RESTAPI_* variables.
+func environment(key string) (string, bool) {
+	v := os.Getenv(key)
+	return v, v != ""
+}
