@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,10 +56,16 @@ const parentPollInterval = 500 * time.Millisecond
 // with the core: on Linux it asks for SIGKILL when its parent dies, and on
 // every system it exits when its parent process changes. If the core goes
 // away without calling Close, Serve closes impl before returning.
+//
+// Started by a core, the plugin ignores SIGTERM (go-plugin already ignores
+// SIGINT): its life is the core's to end, so a signal sent to the whole
+// process group (Ctrl-C, a service manager stopping the daemon) lets the
+// core close its plugins in order instead of losing them under its feet.
 func Serve(impl core.Plugin) {
 	lg := Logger()
 	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
 		dieWithParent(lg)
+		signal.Ignore(syscall.SIGTERM)
 	}
 	log.SetFlags(0)
 	log.SetPrefix("")
