@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,8 +80,19 @@ func initConfig(dir string, opts initOptions) error {
 		return err
 	}
 	if opts.randomPorts {
-		if _, err := svc.RandomPorts(freePort); err != nil {
+		given := map[int]bool{}
+		var portErr error
+		port := func() int {
+			p, err := config.FreePort(func(p int) bool { return given[p] })
+			portErr = errors.Join(portErr, err)
+			given[p] = true
+			return p
+		}
+		if _, err := svc.RandomPorts(port); err != nil {
 			return err
+		}
+		if portErr != nil {
+			return fmt.Errorf("--randomports: %w", portErr)
 		}
 	}
 	storePath := filepath.Join(dir, network.PeerstoreFile)
@@ -96,17 +106,6 @@ func initConfig(dir string, opts initOptions) error {
 		return err
 	}
 	return ident.Save(idPath)
-}
-
-// freePort returns a TCP port that is free now, or 0 (any port) if none
-// can be found.
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // defaultService builds service.json from each built-in plugin's defaults.

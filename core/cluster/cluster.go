@@ -164,7 +164,15 @@ func (c *Cluster) Start(ctx context.Context) error {
 	go func() { defer c.wg.Done(); c.runMaintenance(ctx) }()
 	c.refreshMembers(ctx)
 	if c.rpc != nil {
-		c.wg.Add(2)
+		// A restarted peer dials the peers it remembers, so that they learn
+		// its current addresses before they need them.
+		c.wg.Add(3)
+		go func() {
+			defer c.wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			c.net.ConnectKnown(cctx)
+		}()
 		go func() { defer c.wg.Done(); c.runIPFSConnect(ctx) }()
 		go func() { defer c.wg.Done(); c.runPeerWatch(ctx) }()
 	}

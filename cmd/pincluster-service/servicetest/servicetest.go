@@ -17,9 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -89,25 +87,12 @@ func FreePort(tb testing.TB) int {
 	tb.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 1000 {
-		p := 20000 + rand.IntN(12000)
-		if ports[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		ports[p] = true
-		return p
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := config.FreePort(func(p int) bool { return ports[p] })
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	ports[p] = true
+	return p
 }
 
 // NewPeerDir initialises a config folder in a temporary directory with
