@@ -138,6 +138,14 @@ func (n *Node) rootPinType(ctx context.Context, c cid.Cid) (PinType, error) {
 		// An empty key would match every entry of the indexes.
 		return NotPinned, nil
 	}
+	// A pinned root is always in the blockstore (pins are recorded once the
+	// blocks are local, and GC keeps them): a missing block answers at the
+	// cost of one key lookup, where the indexes need two prefix queries.
+	// That is the common case of a new pin, and of the pins allocated to
+	// other peers that the tracker checks.
+	if has, err := n.bstore.Has(ctx, c); err == nil && !has {
+		return NotPinned, nil
+	}
 	_, ok, err := n.pinner.IsPinnedWithType(ctx, c, ipfspinner.Recursive)
 	if err != nil {
 		return NotPinned, err
