@@ -316,21 +316,24 @@ func (c *Cluster) ConnectGraph(ctx context.Context) (core.ConnectGraph, error) {
 		ClusterTrustLinks: map[string]bool{},
 		ClustertoIPFS:     map[string]core.PeerID{},
 	}
-	peers := []core.PeerID{c.self}
-	ids := []core.ID{c.ID(ctx)}
-	errs := []error{nil}
+	var (
+		peers     []core.PeerID
+		ids       []core.ID
+		errs      []error
+		swarms    [][]core.PeerID
+		swarmErrs []error
+	)
 	if c.rpc != nil {
 		var err error
 		if peers, err = c.consensus().Peers(ctx); err != nil {
 			return g, err
 		}
 		ids, errs = c.peerIDs(ctx, peers)
-	}
-	swarms, swarmErrs := make([][]core.PeerID, len(peers)), make([]error, len(peers))
-	if c.rpc != nil {
 		swarms, swarmErrs = c.rpc.Client().SwarmPeers(ctx, peers)
 	} else {
-		swarms[0], swarmErrs[0] = c.ipfs().SwarmPeers(ctx)
+		swarm, err := c.ipfs().SwarmPeers(ctx)
+		peers, ids, errs = []core.PeerID{c.self}, []core.ID{c.ID(ctx)}, []error{nil}
+		swarms, swarmErrs = [][]core.PeerID{swarm}, []error{err}
 	}
 	for i, p := range peers {
 		key := p.String()
