@@ -64,22 +64,8 @@ import (
 //
 //	go test -run '^$' -bench ClusterPins -benchtime 1x -count 3 ./cmd/pincluster-service/
 func BenchmarkClusterPins(b *testing.B) {
-	n := 5000
-	if s := os.Getenv("PINCLUSTER_BENCH_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			b.Fatalf("PINCLUSTER_BENCH_N=%q", s)
-		}
-		n = v
-	}
-	concurrency := pinConcurrency
-	if s := os.Getenv("PINCLUSTER_BENCH_CONCURRENCY"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			b.Fatalf("PINCLUSTER_BENCH_CONCURRENCY=%q", s)
-		}
-		concurrency = v
-	}
+	n := servicetest.EnvInt(b, "PINCLUSTER_BENCH_N", 5000, 1)
+	concurrency := servicetest.EnvInt(b, "PINCLUSTER_BENCH_CONCURRENCY", pinConcurrency, 1)
 	b.StopTimer()
 	loadBefore := loadAverage()
 	profiles := os.Getenv(sdk.CPUProfileDirEnv)

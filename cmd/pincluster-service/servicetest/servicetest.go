@@ -417,3 +417,19 @@ func (d *Daemon) WaitStatus(cid string, want core.TrackerStatus, local bool, wit
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// EnvInt returns the integer in the environment variable name, or def
+// when it is unset; a value that is not an integer of at least min fails
+// the benchmark or test (PINCLUSTER_BENCH_N and the like).
+func EnvInt(tb testing.TB, name string, def, min int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < min {
+		tb.Fatalf("%s=%q: want an integer of at least %d", name, s, min)
+	}
+	return v
+}

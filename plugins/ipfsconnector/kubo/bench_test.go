@@ -23,6 +23,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/plugins/ipfsconnector/kubo/kubotest"
 )
@@ -40,14 +41,7 @@ import (
 //
 //	go test -run '^$' -bench PinRate -benchtime 1x -count 3 ./plugins/ipfsconnector/kubo/
 func BenchmarkPinRate(b *testing.B) {
-	n := 10_000
-	if s := os.Getenv("PINCLUSTER_BENCH_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 2 {
-			b.Fatalf("PINCLUSTER_BENCH_N=%q", s)
-		}
-		n = v
-	}
+	n := servicetest.EnvInt(b, "PINCLUSTER_BENCH_N", 10_000, 2)
 	const concurrency = 16
 	node := kubotest.Start(b, kubotest.Options{})
 	dir, api := newPeerDir(b, node.ConnectorConfig(nil), nil)
