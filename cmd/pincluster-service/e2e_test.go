@@ -16,6 +16,7 @@ import (
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
+	"github.com/pincluster/pincluster/plugins/sdk/sdktest"
 )
 
 // Known kubo CIDs of a file holding "hello\n".
@@ -331,6 +332,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 		expectError(t, d.Post("/pins/"+helloV0+"?origins=/ip4/1.2.3.4/tcp/1"), 400, "multiaddress does not contain peer ID")
 		expectError(t, d.Post("/pins/"+helloV0+"?replication-min=2&replication-max=1"), 500, "cluster.replication_factor_min is larger than max")
 		expectError(t, d.Delete("/peers/abc"), 400, "error decoding Peer ID")
+		expectError(t, d.Delete("/peers/"+d.PeerID), 400, "is the last peer of the cluster: it cannot be removed")
+		expectError(t, d.Delete("/peers/"+sdktest.NewPeerID(t).String()), 500, "is not a cluster peer")
 		expectError(t, do(t, "POST", d.URL+"/add", strings.NewReader("hello"), "text/plain"), 400, "request Content-Type isn't multipart/form-data")
 		body, ct := multipartBody(t, part{Name: "x", Data: []byte("x")})
 		expectError(t, do(t, "POST", d.URL+"/add?layout=foo", body, ct), 400, "layout parameter is invalid")

@@ -134,11 +134,13 @@ func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
 	if !slices.Contains(peers, p) {
 		return fmt.Errorf("%s is not a cluster peer", p)
 	}
+	if len(peers) == 1 {
+		// Raft without voters could not even take this peer back.
+		return core.Error{Code: 400, Message: fmt.Sprintf("%s is the last peer of the cluster: it cannot be removed", p)}
+	}
 	c.members.drop(p)
 	c.monitor.forget(p)
-	if len(peers) > 1 {
-		c.reallocate(ctx, []core.PeerID{p})
-	}
+	c.reallocate(ctx, []core.PeerID{p})
 	if err := c.consensus().RemovePeer(ctx, p); err != nil {
 		c.members.stale()
 		return err
