@@ -84,35 +84,14 @@ func BenchmarkClusterPins(b *testing.B) {
 	profileInto("single")
 	dir, api := newBenchPeerDir(b)
 	single := startDaemon(b, dir, api)
-	singleSet := []*daemon{single}
-	var singleRuns []pinRun
-	for round := range b.N {
-		cids := benchContent(b, single, n)
-		if round == 0 {
-			benchWarmUp(b, singleSet, single, cids[n], 1)
-		}
-		runtime.GC()
-		b.StartTimer()
-		singleRuns = append(singleRuns, benchPins(b, singleSet, cids[:n], 1, concurrency))
-		b.StopTimer()
-	}
+	singleRuns := benchRounds(b, []*daemon{single}, single, n, 1, concurrency)
 	single.Stop()
 
 	// Three peers.
 	profileInto("cluster")
 	peers := startCluster(b, 3, nil)
 	holder := peers[1]
-	var clusterRuns []pinRun
-	for round := range b.N {
-		cids := benchContent(b, holder, n)
-		if round == 0 {
-			benchWarmUp(b, peers, holder, cids[n], 2)
-		}
-		runtime.GC()
-		b.StartTimer()
-		clusterRuns = append(clusterRuns, benchPins(b, peers, cids[:n], 2, concurrency))
-		b.StopTimer()
-	}
+	clusterRuns := benchRounds(b, peers, holder, n, 2, concurrency)
 	loadAfter := loadAverage()
 
 	med := func(runs []pinRun, f func(pinRun) float64) float64 {
@@ -193,6 +172,25 @@ func BenchmarkClusterPins(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchRounds runs b.N measured rounds on peers: each adds n fresh blocks
+// to holder, warms up in the first round, and pins them with replication
+// rf.
+func benchRounds(b *testing.B, peers []*daemon, holder *daemon, n, rf, concurrency int) []pinRun {
+	b.Helper()
+	var runs []pinRun
+	for round := range b.N {
+		cids := benchContent(b, holder, n)
+		if round == 0 {
+			benchWarmUp(b, peers, holder, cids[n], rf)
+		}
+		runtime.GC()
+		b.StartTimer()
+		runs = append(runs, benchPins(b, peers, cids[:n], rf, concurrency))
+		b.StopTimer()
+	}
+	return runs
 }
 
 // pinRun is one measured run of N pins.
@@ -359,7 +357,7 @@ func benchPins(b *testing.B, peers []*daemon, cids []string, rf, concurrency int
 	for {
 		busy := false
 		for _, d := range peers {
-			if anyOperation(b, hc, d) {
+			if servicetest.AnyStatus(b, hc, d.URL+"/pins?local=true&filter=pin_queued,pinning,pin_error") {
 				busy = true
 				break
 			}
@@ -417,38 +415,6 @@ func postPin(hc *http.Client, url string) ([]string, error) {
 		return nil, fmt.Errorf("POST %s: %v: %s", url, err, body)
 	}
 	return pin.Allocations, nil
-}
-
-// anyOperation reports whether d's tracker has a pin queued or in
-// progress; it reads the first item only. A pin that failed fails the
-// benchmark.
-func anyOperation(b *testing.B, hc *http.Client, d *daemon) bool {
-	b.Helper()
-	url := d.URL + "/pins?local=true&filter=pin_queued,pinning,pin_error"
-	resp, err := hc.Get(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case 204:
-		return false
-	case 200:
-		var first core.GlobalPinInfo
-		if err := json.NewDecoder(resp.Body).Decode(&first); err != nil {
-			b.Fatalf("GET %s: %v", url, err)
-		}
-		for p, st := range first.PeerMap {
-			if st.Status == core.TrackerStatusPinError {
-				b.Fatalf("%s on %s: pin_error: %s", first.Cid, p, st.Error)
-			}
-		}
-		return true
-	default:
-		body, _ := io.ReadAll(resp.Body)
-		b.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
-	}
-	return false
 }
 
 // allListPinned asks every peer at once for its pinned pins and reports

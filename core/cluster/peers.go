@@ -25,13 +25,6 @@ type members struct {
 
 func newMembers() *members { return &members{refresh: make(chan struct{}, 1)} }
 
-// known reports whether the peerset has been read.
-func (m *members) known() bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.peers != nil
-}
-
 // has reports whether p is in the cached peerset; every peer is while the
 // peerset is unknown.
 func (m *members) has(p core.PeerID) bool {

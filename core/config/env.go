@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// EnvKey is the environment variable that overrides a key of the cluster
+// envKey is the environment variable that overrides a key of the cluster
 // section, as IPFS Cluster names it: CLUSTER_ and the key in upper case
 // without underscores (CLUSTER_SECRET, CLUSTER_PEERNAME,
 // CLUSTER_LEAVEONSHUTDOWN, …).
-func EnvKey(jsonKey string) string {
+func envKey(jsonKey string) string {
 	return "CLUSTER_" + strings.ToUpper(strings.ReplaceAll(jsonKey, "_", ""))
 }
 
@@ -27,7 +27,7 @@ func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 		if key == "" || key == "-" {
 			continue
 		}
-		s, ok := lookup(EnvKey(key))
+		s, ok := lookup(envKey(key))
 		if !ok {
 			continue
 		}
@@ -48,14 +48,14 @@ func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 			doc = []byte(s)
 		}
 		if err := json.Unmarshal(doc, field.Addr().Interface()); err != nil {
-			return fmt.Errorf("environment variable %s (cluster.%s): %w", EnvKey(key), key, err)
+			return fmt.Errorf("environment variable %s (cluster.%s): %w", envKey(key), key, err)
 		}
 	}
 	return nil
 }
 
 // ApplyEnv overrides the keys of the cluster section that have an
-// environment variable set (see EnvKey): init writes them into the new
+// environment variable set (see envKey): init writes them into the new
 // service.json, as ipfs-cluster-service init does with CLUSTER_SECRET.
 func (c *ClusterConfig) ApplyEnv() error { return c.applyEnv(environment) }
 

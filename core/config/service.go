@@ -224,7 +224,7 @@ func LoadService(path string) (*Service, error) {
 
 // ParseService decodes and validates a service.json document. Missing
 // cluster keys keep their defaults; unknown keys are errors. Environment
-// variables named by EnvKey override cluster keys.
+// variables named by envKey override cluster keys.
 func ParseService(b []byte) (*Service, error) {
 	s := &Service{Cluster: DefaultClusterConfig()}
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -330,7 +331,7 @@ func (nh *Host) KnownPeers() []peer.ID {
 func (nh *Host) KnownAddrs() []ma.Multiaddr {
 	snap := nh.book.snapshot()
 	var out []ma.Multiaddr
-	for _, p := range nh.KnownPeers() {
+	for _, p := range slices.Sorted(maps.Keys(snap)) {
 		full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: p, Addrs: snap[p]})
 		out = append(out, full...)
 	}

@@ -433,3 +433,35 @@ func EnvInt(tb testing.TB, name string, def, min int) int {
 	}
 	return v
 }
+
+// AnyStatus reports whether the status listing at url (GET /pins?…) has
+// at least one item; it reads no further than the first. A first item in
+// pin_error, or an answer other than 200 or 204, fails the benchmark or
+// test.
+func AnyStatus(b testing.TB, hc *http.Client, url string) bool {
+	b.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case 204:
+		return false
+	case 200:
+		var first core.GlobalPinInfo
+		if err := json.NewDecoder(resp.Body).Decode(&first); err != nil {
+			b.Fatalf("GET %s: %v", url, err)
+		}
+		for _, p := range first.PeerMap {
+			if p.Status == core.TrackerStatusPinError {
+				b.Fatalf("%s: pin_error: %s", first.Cid, p.Error)
+			}
+		}
+		return true
+	default:
+		body, _ := io.ReadAll(resp.Body)
+		b.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	return false
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -252,7 +251,7 @@ func pinThroughCluster(b *testing.B, d *peerDaemon, cids []core.Cid, concurrency
 	for {
 		// Cheap check first: the tracker answers queued and in-progress
 		// pins without asking kubo, and reading stops at the first one.
-		if !anyStatus(b, hc, d.URL+"/pins?local=true&filter=pin_queued,pinning,pin_error") {
+		if !servicetest.AnyStatus(b, hc, d.URL+"/pins?local=true&filter=pin_queued,pinning,pin_error") {
 			// Then the statuses of every pin. The tracker reads kubo's pin
 			// list when this request starts: if every pin is pinned, it was
 			// by then, so the clock stops at the request, not at the end of
@@ -276,34 +275,4 @@ func pinThroughCluster(b *testing.B, d *peerDaemon, cids []core.Cid, concurrency
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// anyStatus reports whether a status listing has at least one item; it
-// reads no further than the first.
-func anyStatus(b *testing.B, hc *http.Client, url string) bool {
-	b.Helper()
-	resp, err := hc.Get(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case 204:
-		return false
-	case 200:
-		var first core.GlobalPinInfo
-		if err := json.NewDecoder(resp.Body).Decode(&first); err != nil {
-			b.Fatalf("GET %s: %v", url, err)
-		}
-		for _, p := range first.PeerMap {
-			if p.Status == core.TrackerStatusPinError {
-				b.Fatalf("%s: pin_error: %s", first.Cid, p.Error)
-			}
-		}
-		return true
-	default:
-		body, _ := io.ReadAll(resp.Body)
-		b.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
-	}
-	return false
 }
