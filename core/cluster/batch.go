@@ -26,7 +26,10 @@ type writeRequest struct {
 	pin    core.Pin
 	// preset are allocations decided by the caller (nil: allocate).
 	preset []core.PeerID
-	done   chan writeResult
+	// forwarded requests come from another peer's writer, prepared: they
+	// are written here, never forwarded again.
+	forwarded bool
+	done      chan writeResult
 }
 
 type writeResult struct {
@@ -38,30 +41,56 @@ var errShuttingDown = errors.New("the peer is shutting down")
 
 // write queues a request and waits for its result.
 func (c *Cluster) write(ctx context.Context, req *writeRequest) (core.Pin, error) {
-	req.ctx = ctx
-	req.done = make(chan writeResult, 1)
-	select {
-	case c.writes <- req:
-	case <-ctx.Done():
-		return core.Pin{}, ctx.Err()
-	case <-c.stopping:
-		return core.Pin{}, errShuttingDown
-	}
-	select {
-	case res := <-req.done:
-		return res.pin, res.err
-	case <-ctx.Done():
-		return core.Pin{}, ctx.Err()
-	}
+	res := c.writeAll(ctx, []*writeRequest{req})[0]
+	return res.pin, res.err
 }
 
-// writeWorkers is how many batches may be in flight at once. One is
+// writeAll queues requests and waits for their results, in order.
+func (c *Cluster) writeAll(ctx context.Context, reqs []*writeRequest) []writeResult {
+	out := make([]writeResult, len(reqs))
+	queued := 0
+queue:
+	for _, req := range reqs {
+		req.ctx = ctx
+		req.done = make(chan writeResult, 1)
+		select {
+		case c.writes <- req:
+			queued++
+		case <-ctx.Done():
+			break queue
+		case <-c.stopping:
+			break queue
+		}
+	}
+	for i, req := range reqs {
+		if i >= queued {
+			out[i].err = ctx.Err()
+			if out[i].err == nil {
+				out[i].err = errShuttingDown
+			}
+			continue
+		}
+		select {
+		case out[i] = <-req.done:
+		case <-ctx.Done():
+			out[i].err = ctx.Err()
+		}
+	}
+	return out
+}
+
+// writeWorkers is how many batches this peer may commit at once. One is
 // fastest on one peer, with the plugins in process or not and the raft log
 // on disk or in memory: requests that arrive while a batch is committed all
 // join the next one, twice as many as with two in flight, and every batch
 // costs three calls across the plugin boundary (BenchmarkPluginBoundary;
 // docs/performance.md).
 const writeWorkers = 1
+
+// forwardWorkers is how many batches a follower may have at the leader at
+// once. The leader's writer joins them with its own requests, so they wait
+// there rather than in the follower's queue (BenchmarkClusterPins).
+const forwardWorkers = 4
 
 // runWriter forms batches of queued writes until the cluster stops. A CID
 // is in at most one batch in flight, so that a later request for it sees
@@ -70,7 +99,8 @@ func (c *Cluster) runWriter(ctx context.Context) {
 	var (
 		mu       sync.Mutex
 		inFlight = make(map[string]bool)
-		slots    = make(chan struct{}, writeWorkers)
+		local    = make(chan struct{}, writeWorkers)
+		forward  = make(chan struct{}, forwardWorkers)
 		wg       sync.WaitGroup
 		carry    []*writeRequest
 	)
@@ -89,6 +119,11 @@ func (c *Cluster) runWriter(ctx context.Context) {
 			}
 		}
 		// Wait for a free slot; requests keep queuing meanwhile.
+		leader := c.leader(ctx)
+		slots := local
+		if leader != "" {
+			slots = forward
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -132,7 +167,17 @@ func (c *Cluster) runWriter(ctx context.Context) {
 			for i, req := range batch {
 				keys[i] = req.pin.Cid.KeyString()
 			}
-			c.writeBatch(ctx, batch)
+			live := c.validate(batch)
+			if len(live) > 0 && (leader == "" || !c.forwardBatch(ctx, leader, live)) {
+				if leader != "" {
+					// Forwarding failed: commit here, in a local slot.
+					local <- struct{}{}
+				}
+				c.commitBatch(ctx, live)
+				if leader != "" {
+					<-local
+				}
+			}
 			mu.Lock()
 			for _, k := range keys {
 				delete(inFlight, k)
@@ -155,25 +200,28 @@ func (c *Cluster) failQueued() {
 	}
 }
 
-// writeBatch validates, allocates and commits a batch of requests.
-func (c *Cluster) writeBatch(ctx context.Context, batch []*writeRequest) {
+// validate answers the requests whose context is done or whose pin is
+// invalid, and returns the others with defaults applied.
+func (c *Cluster) validate(batch []*writeRequest) []*writeRequest {
 	live := batch[:0]
 	for _, req := range batch {
 		if err := req.ctx.Err(); err != nil {
 			req.done <- writeResult{err: err}
 			continue
 		}
-		if !req.remove {
-			if err := c.prepare(ctx, req); err != nil {
+		if !req.remove && !req.forwarded {
+			if err := c.prepare(req.ctx, req); err != nil {
 				req.done <- writeResult{err: err}
 				continue
 			}
 		}
 		live = append(live, req)
 	}
-	if len(live) == 0 {
-		return
-	}
+	return live
+}
+
+// commitBatch looks up, allocates and commits a batch of valid requests.
+func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 	fail := func(reqs []*writeRequest, err error) {
 		for _, req := range reqs {
 			req.done <- writeResult{err: err}

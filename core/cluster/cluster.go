@@ -56,6 +56,8 @@ type Cluster struct {
 	// writes queues pin and unpin requests for the batched writer.
 	writes   chan *writeRequest
 	stopping chan struct{}
+	// lead is the leader followers forward their writes to (forward.go).
+	lead leaderCache
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup

@@ -47,8 +47,8 @@
 // the same text, such as core.ErrPinNotFound) or the transport's error
 // when the peer was not reached.
 //
-// The cluster's own calls (issue 6) are defined here with their wire
-// types: ServiceCluster (ID, PeerAdd, PeerRemove), ServiceTracker (Status,
+// The cluster's own calls are defined here with their wire
+// types: ServiceCluster (ID, PeerAdd, PeerRemove, Write), ServiceTracker (Status,
 // StatusAll, Recover, RecoverAll, Sync, SyncAll), ServiceIPFS (ID,
 // BlockPut) and ServiceMonitor (LogMetrics). RegisterCluster,
 // RegisterTracker and RegisterIPFS serve implementations of the matching

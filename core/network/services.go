@@ -21,6 +21,7 @@ const (
 	//	ID          Empty             → core.ID
 	//	PeerAdd     PeerAddRequest    → core.ID (the added peer's, as the receiver sees it)
 	//	PeerRemove  PeerRemoveRequest → Empty
+	//	Write       WriteRequest      → []WriteResult (one per op, in order)
 	ServiceCluster = "Cluster"
 	// ServiceTracker answers for the peer's pin tracker (local statuses).
 	//
@@ -48,6 +49,7 @@ const (
 	MethodID         = "ID"
 	MethodPeerAdd    = "PeerAdd"
 	MethodPeerRemove = "PeerRemove"
+	MethodWrite      = "Write"
 	MethodStatus     = "Status"
 	MethodStatusAll  = "StatusAll"
 	MethodRecover    = "Recover"
@@ -103,6 +105,60 @@ type PeerAddRequest struct {
 // PeerRemoveRequest asks a cluster peer to remove Peer from the peerset.
 type PeerRemoveRequest struct {
 	Peer peer.ID `json:"peer,omitempty"`
+}
+
+// WriteRequest is a batch of pins and unpins a peer hands to the raft
+// leader's pinset writer, so that the requests of every peer are looked up,
+// allocated and committed together.
+type WriteRequest struct {
+	Ops []WriteOp `json:"ops"`
+}
+
+// WriteOp is one request of a WriteRequest. The pin is complete (defaults
+// applied and checked by the sender); for an unpin only its CID counts.
+type WriteOp struct {
+	Remove bool     `json:"remove,omitempty"`
+	Pin    core.Pin `json:"pin"`
+	// Preset are allocations the sender decided; null means allocate.
+	Preset []peer.ID `json:"preset"`
+}
+
+// WriteResult answers one WriteOp: the pin as committed, or an error (with
+// the HTTP status of a core.Error, 0 for any other error).
+type WriteResult struct {
+	Pin   core.Pin `json:"pin"`
+	Error string   `json:"error,omitempty"`
+	Code  int      `json:"code,omitempty"`
+}
+
+// NewWriteResult returns the answer for a committed pin or an error.
+func NewWriteResult(p core.Pin, err error) WriteResult {
+	if err == nil {
+		return WriteResult{Pin: p}
+	}
+	r := WriteResult{Error: err.Error()}
+	var ce core.Error
+	var cep *core.Error
+	switch {
+	case errors.As(err, &ce):
+		r.Code = ce.Code
+	case errors.As(err, &cep) && cep != nil:
+		r.Code = cep.Code
+	}
+	return r
+}
+
+// Err returns the result's error: a core.Error when it had a status, else
+// a RemoteError (which errors.Is matches with sentinel errors by text).
+func (r WriteResult) Err() error {
+	switch {
+	case r.Error == "":
+		return nil
+	case r.Code != 0:
+		return core.Error{Code: r.Code, Message: r.Error}
+	default:
+		return &RemoteError{Msg: r.Error}
+	}
 }
 
 // MetricsRequest carries metrics a peer publishes about itself.
@@ -173,6 +229,8 @@ type ClusterService interface {
 	PeerAdd(ctx context.Context, req PeerAddRequest) (core.ID, error)
 	// PeerRemove removes a peer from the consensus peerset.
 	PeerRemove(ctx context.Context, p peer.ID) error
+	// Write commits a batch of pins and unpins and answers each.
+	Write(ctx context.Context, ops []WriteOp) ([]WriteResult, error)
 }
 
 // TrackerService is what the orchestrator serves as ServiceTracker: the
@@ -217,6 +275,9 @@ func RegisterCluster(r *RPC, s ClusterService) error {
 		Handle(r, ServiceCluster, MethodPeerAdd, s.PeerAdd),
 		Handle(r, ServiceCluster, MethodPeerRemove, func(ctx context.Context, in PeerRemoveRequest) (Empty, error) {
 			return Empty{}, s.PeerRemove(ctx, in.Peer)
+		}),
+		Handle(r, ServiceCluster, MethodWrite, func(ctx context.Context, in WriteRequest) ([]WriteResult, error) {
+			return s.Write(ctx, in.Ops)
 		}),
 	)
 }
@@ -287,6 +348,18 @@ func (c Client) PeerAdd(ctx context.Context, p peer.ID, req PeerAddRequest) (cor
 // PeerRemove asks p to remove a peer from the consensus peerset.
 func (c Client) PeerRemove(ctx context.Context, p, remove peer.ID) error {
 	return c.r.Call(ctx, p, ServiceCluster, MethodPeerRemove, PeerRemoveRequest{Peer: remove}, nil)
+}
+
+// Write asks p to commit ops; the answer has one result per op, in order.
+func (c Client) Write(ctx context.Context, p peer.ID, ops []WriteOp) ([]WriteResult, error) {
+	var out []WriteResult
+	if err := c.r.Call(ctx, p, ServiceCluster, MethodWrite, WriteRequest{Ops: ops}, &out); err != nil {
+		return nil, err
+	}
+	if len(out) != len(ops) {
+		return nil, c.r.callErr(p, ServiceCluster, MethodWrite, fmt.Errorf("%d results for %d ops", len(out), len(ops)))
+	}
+	return out, nil
 }
 
 // Status asks p for its local status of each CID.

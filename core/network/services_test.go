@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -45,6 +46,28 @@ func (f *fakeServices) PeerRemove(ctx context.Context, p peer.ID) error {
 	defer f.mu.Unlock()
 	f.removed = append(f.removed, p)
 	return nil
+}
+
+// Write echoes each pin with its preset (or this peer) as allocations; it
+// refuses unpins (not found) and pins named "busy" (a core.Error).
+func (f *fakeServices) Write(ctx context.Context, ops []WriteOp) ([]WriteResult, error) {
+	out := make([]WriteResult, len(ops))
+	for i, op := range ops {
+		switch {
+		case op.Remove:
+			out[i] = NewWriteResult(core.Pin{}, core.ErrPinNotFound)
+		case op.Pin.Name == "busy":
+			out[i] = NewWriteResult(core.Pin{}, &core.Error{Code: 503, Message: "busy"})
+		default:
+			p := op.Pin
+			p.Allocations = op.Preset
+			if p.Allocations == nil {
+				p.Allocations = []peer.ID{f.self}
+			}
+			out[i] = NewWriteResult(p, nil)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeServices) find(cids []core.Cid, status core.TrackerStatus) ([]core.PinInfo, error) {
@@ -134,6 +157,51 @@ func startServices(t *testing.T, n int) ([]testPeer, []*fakeServices) {
 		t.Fatal("the cluster service was registered twice")
 	}
 	return peers, fakes
+}
+
+// TestWriteRoundTrip checks that a forwarded write keeps every pin option,
+// tells no preset from an empty one, and brings errors back with their
+// status or sentinel.
+func TestWriteRoundTrip(t *testing.T) {
+	peers, _ := startServices(t, 2)
+	ctx := ctxT(t)
+	to := peers[1].ID()
+	expire := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	full := core.Pin{
+		PinOptions: core.PinOptions{
+			ReplicationFactorMin: 2, ReplicationFactorMax: 3, Name: "n", Mode: core.PinModeDirect,
+			UserAllocations: []peer.ID{peers[0].ID()}, ExpireAt: expire,
+			Metadata: map[string]string{"k": "v"}, Origins: []string{"/ip4/127.0.0.1/tcp/4001"},
+		},
+		Cid: testCid(t, 1), Type: core.DataType, MaxDepth: 0,
+	}
+	ops := []WriteOp{
+		{Pin: full},
+		{Pin: core.Pin{Cid: testCid(t, 2), MaxDepth: -1}, Preset: []peer.ID{}},
+		{Remove: true, Pin: core.Pin{Cid: testCid(t, 3)}},
+		{Pin: core.Pin{Cid: testCid(t, 4), PinOptions: core.PinOptions{Name: "busy"}}},
+	}
+	res, err := peers[0].rpc.Client().Write(ctx, to, ops)
+	if err != nil || len(res) != len(ops) {
+		t.Fatalf("Write: %+v %v", res, err)
+	}
+	got := res[0].Pin
+	if res[0].Err() != nil || !got.Cid.Equals(full.Cid) || got.Name != "n" || got.Mode != core.PinModeDirect ||
+		got.ReplicationFactorMin != 2 || got.ReplicationFactorMax != 3 || !got.ExpireAt.Equal(expire) ||
+		got.Metadata["k"] != "v" || !slices.Equal(got.UserAllocations, full.UserAllocations) ||
+		!slices.Equal(got.Origins, full.Origins) || got.PinUpdate.Defined() || !slices.Equal(got.Allocations, []peer.ID{to}) {
+		t.Fatalf("pin came back as %+v (%v)", got, res[0].Err())
+	}
+	if res[1].Err() != nil || res[1].Pin.MaxDepth != -1 || len(res[1].Pin.Allocations) != 0 {
+		t.Fatalf("an empty preset came back as %+v (%v)", res[1].Pin, res[1].Err())
+	}
+	if err := res[2].Err(); !errors.Is(err, core.ErrPinNotFound) {
+		t.Fatalf("unpin: %v", err)
+	}
+	var ce core.Error
+	if err := res[3].Err(); !errors.As(err, &ce) || ce.Code != 503 || ce.Message != "busy" {
+		t.Fatalf("busy: %#v", err)
+	}
 }
 
 func TestTypedServices(t *testing.T) {

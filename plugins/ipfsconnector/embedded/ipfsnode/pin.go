@@ -83,8 +83,11 @@ func (n *Node) Pin(ctx context.Context, c cid.Cid, recursive bool) error {
 	}
 
 	n.pinMu.Lock()
-	if n.pinGen.Load() != gen {
-		// The pin set changed while fetching: look again.
+	if !recursive && n.pinGen.Load() != gen {
+		// The pin set changed while fetching: look again, as a recursive
+		// pin made meanwhile makes this direct one a no-op. A recursive
+		// pin needs no second look: PinWithMode checks the recursive index
+		// itself.
 		done, err := n.alreadyPinned(ctx, c, recursive)
 		if err != nil || done {
 			n.pinMu.Unlock()
