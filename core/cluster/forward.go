@@ -96,11 +96,8 @@ func (c *Cluster) forwardBatch(ctx context.Context, leader core.PeerID, batch []
 			batch[i].done <- writeResult{err: err}
 			continue
 		}
-		p := r.Pin
-		if batch[i].remove {
-			p = batch[i].pin
-		}
-		batch[i].done <- writeResult{pin: p}
+		// For an unpin, the pin that was removed.
+		batch[i].done <- writeResult{pin: r.Pin}
 	}
 	return true
 }
