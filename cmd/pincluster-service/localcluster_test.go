@@ -143,14 +143,7 @@ func TestLocalCluster(t *testing.T) {
 	for i, p := range peers {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			var got, failed []string
-			for _, id := range ndjson[core.ID](t, do(t, "GET", p.url+"/peers", nil, "")) {
-				got = append(got, id.ID.String())
-				if id.Error != "" {
-					failed = append(failed, id.ID.String()+": "+id.Error)
-				}
-			}
-			slices.Sort(got)
+			got, failed := listedPeers(t, do(t, "GET", p.url+"/peers", nil, ""))
 			if slices.Equal(got, want) && len(failed) == 0 {
 				break
 			}

@@ -22,20 +22,27 @@ func peerIDs(ds ...*daemon) []string {
 	return out
 }
 
+// listedPeers reads an answer of GET /peers: the peer IDs (sorted) and
+// the errors some peers were listed with.
+func listedPeers(t *testing.T, r response) (ids, failed []string) {
+	t.Helper()
+	for _, id := range ndjson[core.ID](t, r) {
+		ids = append(ids, id.ID.String())
+		if id.Error != "" {
+			failed = append(failed, id.ID.String()+": "+id.Error)
+		}
+	}
+	slices.Sort(ids)
+	return ids, failed
+}
+
 // waitPeerset waits (at most within) until GET /peers on d lists exactly
 // want (sorted), each without an error.
 func waitPeerset(t *testing.T, d *daemon, want []string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		var got, failed []string
-		for _, id := range ndjson[core.ID](t, d.Get("/peers")) {
-			got = append(got, id.ID.String())
-			if id.Error != "" {
-				failed = append(failed, id.ID.String()+": "+id.Error)
-			}
-		}
-		slices.Sort(got)
+		got, failed := listedPeers(t, d.Get("/peers"))
 		if slices.Equal(got, want) && len(failed) == 0 {
 			return
 		}
