@@ -200,8 +200,9 @@ func (c *Connector) ID(context.Context) (core.IPFSID, error) {
 
 // Pin pins every request, PinConcurrency at a time, and streams the results
 // as they complete. Missing blocks are fetched with bitswap from the
-// connected nodes. A pin whose blocks cannot be found fails when its
-// timeout expires (at once while the node is offline).
+// connected nodes; the root blocks of a batch are asked for together, in
+// one session (see ipfsnode.Node.Prefetch). A pin whose blocks cannot be
+// found fails when its timeout expires (at once while the node is offline).
 func (c *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Seq2[core.IPFSPinResult, error] {
 	return func(yield func(core.IPFSPinResult, error) bool) {
 		node, err := c.n()
@@ -221,6 +222,14 @@ func (c *Connector) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Se
 				return c.timeoutError(timeout, err)
 			}
 			return err
+		}
+		if len(reqs) > 1 {
+			roots := make([]cid.Cid, len(reqs))
+			for i, r := range reqs {
+				roots[i] = r.Cid.Cid
+			}
+			stop := node.Prefetch(ctx, roots)
+			defer stop()
 		}
 		sdk.PinEach(ctx, reqs, c.cfg.PinConcurrency, nil, func(r core.IPFSPinRequest) core.Cid { return r.Cid }, run, yield)
 	}

@@ -288,8 +288,39 @@ func TestBitswapBetweenNodes(t *testing.T) {
 		t.Fatalf("direct pin on B: %s", e)
 	}
 
+	// A batch of small pins, one of which nobody has: the others are
+	// fetched together and pinned; that one times out alone.
+	var batch []core.Block
+	var reqs []core.IPFSPinRequest
+	for i := range 12 {
+		bl := rawBlock(t, randomBytes(200+i))
+		batch = append(batch, bl)
+		reqs = append(reqs, core.IPFSPinRequest{Cid: bl.Cid, MaxDepth: -1, Timeout: 30 * time.Second})
+	}
+	if err := a.BlockPut(ctx, batch[:len(batch)-1]); err != nil {
+		t.Fatal(err)
+	}
+	reqs[len(reqs)-1].Timeout = time.Second
+	start = time.Now()
+	results := 0
+	for r, err := range b.Pin(ctx, reqs) {
+		if err != nil {
+			t.Fatalf("pin stream: %v", err)
+		}
+		results++
+		nobody := r.Cid.Equals(batch[len(batch)-1].Cid)
+		if nobody != (r.Error != "") || nobody && !strings.Contains(r.Error, "pin timed out after 1s") {
+			t.Fatalf("batch pin of %s (held by A: %v): error %q", r.Cid, !nobody, r.Error)
+		}
+	}
+	if results != len(reqs) {
+		t.Fatalf("%d results for %d pins", results, len(reqs))
+	}
+	t.Logf("batch of %d pins on B (one missing everywhere) in %s", len(reqs), time.Since(start))
+
 	// Without A, B still serves every block: they are local.
 	blks = append(blks, single)
+	blks = append(blks, batch[:len(batch)-1]...)
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

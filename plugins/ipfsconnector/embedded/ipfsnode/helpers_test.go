@@ -303,7 +303,9 @@ type testExchange struct {
 	blocks  map[string]blocks.Block // by multihash
 	added   chan struct{}           // closed and replaced on each provide
 	closed  bool
-	fetches int
+	fetches int // blocks served
+	gets    int // GetBlock calls
+	batches int // GetBlocks calls
 }
 
 var _ exchange.Interface = (*testExchange)(nil)
@@ -325,6 +327,13 @@ func (e *testExchange) provide(blks ...blocks.Block) {
 }
 
 func (e *testExchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	e.mu.Lock()
+	e.gets++
+	e.mu.Unlock()
+	return e.get(ctx, c)
+}
+
+func (e *testExchange) get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	for {
 		e.mu.Lock()
 		b, ok := e.blocks[string(c.Hash())]
@@ -344,21 +353,28 @@ func (e *testExchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, e
 	}
 }
 
+// GetBlocks serves each block as soon as it is provided, in any order.
 func (e *testExchange) GetBlocks(ctx context.Context, cids []cid.Cid) (<-chan blocks.Block, error) {
+	e.mu.Lock()
+	e.batches++
+	e.mu.Unlock()
 	out := make(chan blocks.Block)
-	go func() {
-		defer close(out)
-		for _, c := range cids {
-			b, err := e.GetBlock(ctx, c)
+	var wg sync.WaitGroup
+	for _, c := range cids {
+		wg.Go(func() {
+			b, err := e.get(ctx, c)
 			if err != nil {
 				return
 			}
 			select {
 			case out <- b:
 			case <-ctx.Done():
-				return
 			}
-		}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
 	}()
 	return out, nil
 }
@@ -382,6 +398,13 @@ func (e *testExchange) fetchCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.fetches
+}
+
+// calls returns how many GetBlock and GetBlocks calls were made.
+func (e *testExchange) calls() (gets, batches int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gets, e.batches
 }
 
 // buildHAMTDir builds a HAMT-sharded UnixFS directory of count small files

@@ -157,6 +157,7 @@ type Node struct {
 	ownsExchange bool
 	offline      bool
 	beforeFetch  func(context.Context, cid.Cid) error
+	prefetch     prefetches
 
 	bserv    blockservice.BlockService
 	dag      format.DAGService // fetches missing blocks through the exchange

@@ -183,6 +183,9 @@ func (n *Node) fetchBlock(ctx context.Context, c cid.Cid) error {
 			return err
 		}
 	}
+	if arrived, err := n.awaitPrefetch(ctx, c); err != nil || arrived {
+		return err
+	}
 	if _, err := n.bserv.GetBlock(ctx, c); err != nil {
 		return &FetchError{Missing: []cid.Cid{c}, MissingCount: 1, Err: err}
 	}
@@ -206,6 +209,14 @@ func (n *Node) fetchDAG(ctx context.Context, root cid.Cid) error {
 	}
 	if n.beforeFetch != nil {
 		if err := n.beforeFetch(ctx, missing); err != nil {
+			return err
+		}
+	}
+	if arrived, err := n.awaitPrefetch(ctx, missing); err != nil {
+		return err
+	} else if arrived {
+		// The DAG may be complete now (a single-block pin always is).
+		if missing, err = n.firstMissing(ctx, root); err != nil || !missing.Defined() {
 			return err
 		}
 	}
