@@ -123,7 +123,8 @@ func newBoundaryRig(tb testing.TB, mode boundaryMode) *boundaryRig {
 	// through the SDK's logger (LogLevelEnv, set in TestMain), the plugin
 	// processes at the launcher's level.
 	launcher := &pluginhost.Launcher{Executable: serviceBinary, Builtin: builtin.Has,
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: io.Discard})}
+		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: io.Discard}),
+		GOMAXPROCS: svc.Cluster.PluginGOMAXPROCS}
 	r := &boundaryRig{c: c}
 	for _, k := range core.Kinds {
 		choice, err := svc.Plugin(k)
@@ -407,8 +408,9 @@ func TestPluginBoundaryReport(t *testing.T) {
 		params[i] = n
 	}
 	rounds, pins, concurrency := params[0], params[1], params[2]
-	// The plugin processes inherit the environment: a GOMAXPROCS for them
-	// alone (the test process has read its own already).
+	// The plugin processes inherit the environment, where a GOMAXPROCS
+	// wins over cluster.plugin_gomaxprocs (the test process has read its
+	// own already).
 	if n := os.Getenv("PINCLUSTER_BOUNDARY_PLUGIN_GOMAXPROCS"); n != "" {
 		t.Setenv("GOMAXPROCS", n)
 		t.Logf("plugin processes run with GOMAXPROCS=%s", n)

@@ -98,13 +98,15 @@ type peer struct {
 	leave bool
 }
 
-// newLauncher returns a launcher that serves built-in plugins from this binary.
-func newLauncher(logger hclog.Logger) (*pluginhost.Launcher, error) {
+// newLauncher returns a launcher that serves built-in plugins from this
+// binary, for the peer that svc configures.
+func newLauncher(logger hclog.Logger, svc *config.Service) (*pluginhost.Launcher, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the service binary to start built-in plugins: %w", err)
 	}
-	return &pluginhost.Launcher{Executable: exe, Builtin: builtin.Has, Logger: logger}, nil
+	return &pluginhost.Launcher{Executable: exe, Builtin: builtin.Has, Logger: logger,
+		GOMAXPROCS: svc.Cluster.PluginGOMAXPROCS}, nil
 }
 
 // environment is what a plugin is told about its peer. InitPeers are this
@@ -138,7 +140,7 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 		return nil, err
 	}
 	c.OnRemoved = onRemoved
-	launcher, err := newLauncher(logger)
+	launcher, err := newLauncher(logger, svc)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func withConsensus(g globals, fn func(ctx context.Context, cons core.Consensus) 
 	if err != nil {
 		return err
 	}
-	launcher, err := newLauncher(logger)
+	launcher, err := newLauncher(logger, svc)
 	if err != nil {
 		return err
 	}

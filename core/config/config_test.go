@@ -24,8 +24,13 @@ func TestParseService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Cluster.ReplicationFactorMin != -1 || len(s.Cluster.Secret) != 64 {
+	if s.Cluster.ReplicationFactorMin != -1 || len(s.Cluster.Secret) != 64 || s.Cluster.PluginGOMAXPROCS != 1 {
 		t.Fatalf("cluster defaults not applied: %+v", s.Cluster)
+	}
+	// plugin_gomaxprocs 0 leaves the plugins' runtimes their default.
+	s, err = ParseService([]byte(strings.Replace(minimal, `"cluster": {}`, `"cluster": {"plugin_gomaxprocs": 0}`, 1)))
+	if err != nil || s.Cluster.PluginGOMAXPROCS != 0 {
+		t.Fatalf("plugin_gomaxprocs 0: %v %v", s, err)
 	}
 	pc, err := s.Plugin(core.KindAllocator)
 	if err != nil || pc.Name != "balanced" || pc.External != nil || !strings.Contains(string(pc.Config), "freespace") {
@@ -45,6 +50,7 @@ func TestParseServiceErrors(t *testing.T) {
 		"bad duration":          strings.Replace(minimal, `"cluster": {}`, `"cluster": {"state_sync_interval": "soon"}`, 1),
 		"plugin without path":   strings.Replace(minimal, `"cluster": {}`, `"cluster": {}, "plugins": {"x": {}}`, 1),
 		"bad sha256":            strings.Replace(minimal, `"cluster": {}`, `"cluster": {}, "plugins": {"x": {"path": "/x", "sha256": "zz"}}`, 1),
+		"negative gomaxprocs":   strings.Replace(minimal, `"cluster": {}`, `"cluster": {"plugin_gomaxprocs": -1}`, 1),
 		"not json":              `{"cluster": `,
 	}
 	for name, doc := range cases {

@@ -39,7 +39,19 @@ type ClusterConfig struct {
 	PeerAddresses     []string `json:"peer_addresses"`
 	// PluginCallTimeout bounds every unary call to a plugin.
 	PluginCallTimeout Duration `json:"plugin_call_timeout"`
+	// PluginGOMAXPROCS is the GOMAXPROCS of the plugin processes; 0 leaves
+	// it to each plugin's runtime (every CPU).
+	PluginGOMAXPROCS int `json:"plugin_gomaxprocs"`
 }
+
+// DefaultPluginGOMAXPROCS is the default of cluster.plugin_gomaxprocs. A
+// peer is five processes (the core and four plugins), each a Go runtime
+// that by default runs Go code on every CPU. A plugin does little work per
+// message, and an idle runtime with spare Ps wakes other threads to look
+// for the goroutines each message readies: with one P the plugins spend
+// less CPU per pin and the peer pins faster (docs/performance.md).
+// Blocking system calls still run beside the P, as they always do.
+const DefaultPluginGOMAXPROCS = 1
 
 // DefaultClusterConfig returns the cluster section with its defaults and a
 // new random secret.
@@ -60,6 +72,7 @@ func DefaultClusterConfig() ClusterConfig {
 		DisableRepinning:     true,
 		PeerAddresses:        []string{},
 		PluginCallTimeout:    Duration(60e9),
+		PluginGOMAXPROCS:     DefaultPluginGOMAXPROCS,
 	}
 }
 
@@ -79,6 +92,9 @@ func (c *ClusterConfig) Validate() error {
 	}
 	if c.PluginCallTimeout <= 0 {
 		return fmt.Errorf("cluster.plugin_call_timeout must be positive")
+	}
+	if c.PluginGOMAXPROCS < 0 {
+		return fmt.Errorf("cluster.plugin_gomaxprocs must be 0 (every CPU) or positive")
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Launcher struct {
 	Logger  hclog.Logger
 	// StartTimeout bounds the handshake, Describe and Configure.
 	StartTimeout time.Duration
+	// GOMAXPROCS, when positive, is set in the environment of the plugin
+	// processes; a GOMAXPROCS in the core's own environment wins over it.
+	GOMAXPROCS int
 }
 
 // Plugin is one running plugin process.
@@ -89,11 +93,14 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 		return nil, err
 	}
 	dieWithCore(cmd)
-	// The plugin formats no log line the core would drop. go-plugin adds
-	// the core's own environment after this, where the variable, if set,
-	// overrides it.
+	// The plugin formats no log line the core would drop, and runs Go code
+	// on l.GOMAXPROCS threads. go-plugin adds the core's own environment
+	// after these, where the same variables, if set, override them.
 	if level := l.Logger.GetLevel(); level != hclog.NoLevel {
 		cmd.Env = append(cmd.Env, sdk.LogLevelEnv+"="+level.String())
+	}
+	if l.GOMAXPROCS > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(l.GOMAXPROCS))
 	}
 
 	logger := l.Logger.Named(string(choice.Kind) + "." + choice.Name)

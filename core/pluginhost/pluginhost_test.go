@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,50 @@ func testPlugin(t testing.TB, mode string, args ...string) *config.ExternalPlugi
 func launcher() *Launcher {
 	return &Launcher{Logger: testLogger(), StartTimeout: 20 * time.Second,
 		Builtin: func(core.Kind, string) bool { return false }}
+}
+
+// TestPluginGOMAXPROCS checks that plugin processes run with the
+// launcher's GOMAXPROCS, unless the core's environment sets one.
+func TestPluginGOMAXPROCS(t *testing.T) {
+	ctx := context.Background()
+	reported := func(t *testing.T, l *Launcher) string {
+		t.Helper()
+		p, err := l.Launch(ctx, config.PluginChoice{Kind: core.KindAllocator, Name: "allocator",
+			External: testPlugin(t, "allocator", "gomaxprocs")}, sdktest.Environment(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Kill()
+		_, err = p.Impl().(core.Allocator).Allocate(ctx, core.AllocateRequest{})
+		if err == nil {
+			t.Fatal("the test allocator did not report its GOMAXPROCS")
+		}
+		_, v, _ := strings.Cut(err.Error(), "GOMAXPROCS=")
+		return v
+	}
+	// This test's own environment may set GOMAXPROCS: clear it meanwhile.
+	preset := os.Getenv("GOMAXPROCS") != ""
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+
+	l := launcher()
+	l.GOMAXPROCS = 1
+	if got := reported(t, l); got != "1" {
+		t.Fatalf("plugin GOMAXPROCS %q, want 1", got)
+	}
+	t.Run("core environment wins", func(t *testing.T) {
+		t.Setenv("GOMAXPROCS", "3")
+		if got := reported(t, l); got != "3" {
+			t.Fatalf("plugin GOMAXPROCS %q, want 3 from the environment", got)
+		}
+	})
+	// With none set, the plugin's runtime picks its default, as this test
+	// process did (unless its GOMAXPROCS came from the environment).
+	l.GOMAXPROCS = 0
+	got := reported(t, l)
+	if n, err := strconv.Atoi(got); err != nil || n < 1 || !preset && n != runtime.GOMAXPROCS(0) {
+		t.Fatalf("plugin GOMAXPROCS %q with none set, want the runtime's default %d", got, runtime.GOMAXPROCS(0))
+	}
 }
 
 func TestLaunchExternalPlugin(t *testing.T) {

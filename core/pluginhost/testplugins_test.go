@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/pincluster/pincluster/core"
@@ -46,6 +48,8 @@ func (a *testAllocator) Allocate(ctx context.Context, req core.AllocateRequest) 
 		time.Sleep(a.delay)
 	case "crash":
 		os.Exit(3)
+	case "gomaxprocs":
+		return nil, fmt.Errorf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0))
 	}
 	return a.Allocator.Allocate(ctx, req)
 }
