@@ -234,10 +234,12 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 	for i, req := range live {
 		cids[i] = req.pin.Cid
 	}
+	guesses := c.allocateAhead(cctx, live)
 	existing, err := c.consensus().GetPins(cctx, cids)
 	if err == nil && len(existing) != len(cids) {
 		err = fmt.Errorf("consensus answered %d pins for %d CIDs", len(existing), len(cids))
 	}
+	ahead := guesses()
 	if err != nil {
 		fail(live, err)
 		return
@@ -269,6 +271,13 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 				req.pin.Allocations = req.preset
 			case req.pin.ReplicationFactorMin == -1:
 				req.pin.Allocations = nil
+			case ahead[i] != nil && len(ex.Allocations) == 0:
+				// New, or allocated nowhere: what was asked ahead holds.
+				if err := ahead[i].err; err != nil {
+					req.done <- writeResult{err: err}
+					continue
+				}
+				req.pin.Allocations = ahead[i].result
 			default:
 				toAllocate = append(toAllocate, len(ok))
 			}
@@ -318,6 +327,38 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 	}
 	for _, req := range live {
 		req.done <- writeResult{pin: req.pin}
+	}
+}
+
+// allocateAhead asks the allocator for the pins of batch that need an
+// allocation, as if none of them were pinned yet, while the caller looks
+// the batch up in the pinset: for a new pin, which is the common case, the
+// answer does not depend on the lookup, and the batch saves one round
+// trip. The returned function waits for the answers, indexed like batch
+// (nil where nothing was asked). A pin found already allocated is
+// allocated again from its current peers.
+func (c *Cluster) allocateAhead(ctx context.Context, batch []*writeRequest) func() []*allocation {
+	out := make([]*allocation, len(batch))
+	var as []*allocation
+	for i, req := range batch {
+		if req.remove || req.preset != nil || req.pin.ReplicationFactorMin == -1 {
+			continue
+		}
+		p := req.pin
+		out[i] = &allocation{cid: p.Cid, rmin: p.ReplicationFactorMin, rmax: p.ReplicationFactorMax, priority: p.UserAllocations}
+		as = append(as, out[i])
+	}
+	if len(as) == 0 {
+		return func() []*allocation { return out }
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.allocateAll(ctx, as)
+	}()
+	return func() []*allocation {
+		<-done
+		return out
 	}
 }
 
