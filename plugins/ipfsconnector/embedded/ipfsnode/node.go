@@ -255,7 +255,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 
 	// dspinner rebuilds its indexes here if the previous process died in
 	// the middle of a pin update.
-	pinner, err := dspinner.New(ctx, dstore, n.localDAG)
+	pins := pinStore{dstore}
+	pinner, err := dspinner.New(ctx, pins, n.localDAG)
 	if err != nil {
 		_ = n.closeExchange()
 		_ = dstore.Close()
@@ -272,8 +273,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 			return dstore.Sync(context.Background(), ds.NewKey("/"))
 		})
 	}
-	n.recIndex = dsindex.New(dstore, recursiveIndexKey)
-	n.dirIndex = dsindex.New(dstore, directIndexKey)
+	n.recIndex = dsindex.New(pins, recursiveIndexKey)
+	n.dirIndex = dsindex.New(pins, directIndexKey)
 
 	// Path resolution as done by kubo and the boxo gateway: ipld-prime
 	// traversal over the blockservice, with dag-pb support and UnixFS
