@@ -19,14 +19,7 @@ func CidFromBytes(b []byte) (core.Cid, error) { return core.CastCid(b) }
 
 // CidsToProto returns the binary forms of cids (nil for nil or empty).
 func CidsToProto(cids []core.Cid) [][]byte {
-	if len(cids) == 0 {
-		return nil
-	}
-	out := make([][]byte, len(cids))
-	for i, c := range cids {
-		out[i] = c.Bytes()
-	}
-	return out
+	return convertAll(cids, core.Cid.Bytes)
 }
 
 // CidsFromProto parses binary CIDs (nil for none).
@@ -59,26 +52,12 @@ func PeerIDFromBytes(b []byte) core.PeerID { return core.PeerID(b) }
 
 // PeerIDsToProto converts a list of peer IDs (nil for nil or empty).
 func PeerIDsToProto(ps []core.PeerID) [][]byte {
-	if len(ps) == 0 {
-		return nil
-	}
-	out := make([][]byte, len(ps))
-	for i, p := range ps {
-		out[i] = []byte(string(p))
-	}
-	return out
+	return convertAll(ps, PeerIDToBytes)
 }
 
 // PeerIDsFromProto converts a list of peer IDs (nil for none).
 func PeerIDsFromProto(bs [][]byte) []core.PeerID {
-	if len(bs) == 0 {
-		return nil
-	}
-	out := make([]core.PeerID, len(bs))
-	for i, b := range bs {
-		out[i] = core.PeerID(b)
-	}
-	return out
+	return convertAll(bs, PeerIDFromBytes)
 }
 
 // The range of times unix nanoseconds can hold.
@@ -226,30 +205,12 @@ func PinFromProto(m *pluginv1.Pin) (core.Pin, error) {
 
 // PinsToProto converts a list of pins (nil for nil or empty).
 func PinsToProto(pins []core.Pin) []*pluginv1.Pin {
-	if len(pins) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.Pin, len(pins))
-	for i := range pins {
-		out[i] = PinToProto(pins[i])
-	}
-	return out
+	return convertAll(pins, PinToProto)
 }
 
 // PinsFromProto converts a list of pins (nil for none).
 func PinsFromProto(ms []*pluginv1.Pin) ([]core.Pin, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.Pin, len(ms))
-	for i, m := range ms {
-		p, err := PinFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = p
-	}
-	return out, nil
+	return convertAllOrFail(ms, PinFromProto)
 }
 
 // PinOpToProto converts a pinset operation.
@@ -271,30 +232,12 @@ func PinOpFromProto(m *pluginv1.PinOp) (core.PinOp, error) {
 
 // PinOpsToProto converts a list of operations (nil for nil or empty).
 func PinOpsToProto(ops []core.PinOp) []*pluginv1.PinOp {
-	if len(ops) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.PinOp, len(ops))
-	for i := range ops {
-		out[i] = PinOpToProto(ops[i])
-	}
-	return out
+	return convertAll(ops, PinOpToProto)
 }
 
 // PinOpsFromProto converts a list of operations (nil for none).
 func PinOpsFromProto(ms []*pluginv1.PinOp) ([]core.PinOp, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.PinOp, len(ms))
-	for i, m := range ms {
-		op, err := PinOpFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = op
-	}
-	return out, nil
+	return convertAllOrFail(ms, PinOpFromProto)
 }
 
 // PinEventToProto converts a batch of applied operations.
@@ -367,30 +310,12 @@ func PinInfoFromProto(m *pluginv1.PinInfo) (core.PinInfo, error) {
 
 // PinInfosToProto converts a list of statuses (nil for nil or empty).
 func PinInfosToProto(pis []core.PinInfo) []*pluginv1.PinInfo {
-	if len(pis) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.PinInfo, len(pis))
-	for i := range pis {
-		out[i] = PinInfoToProto(pis[i])
-	}
-	return out
+	return convertAll(pis, PinInfoToProto)
 }
 
 // PinInfosFromProto converts a list of statuses (nil for none).
 func PinInfosFromProto(ms []*pluginv1.PinInfo) ([]core.PinInfo, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.PinInfo, len(ms))
-	for i, m := range ms {
-		pi, err := PinInfoFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = pi
-	}
-	return out, nil
+	return convertAllOrFail(ms, PinInfoFromProto)
 }
 
 // MetricToProto converts a metric.
@@ -455,20 +380,10 @@ func PinAllocationFromProto(m *pluginv1.PinAllocation) (core.PinAllocation, erro
 
 // AllocateRequestToProto converts an allocation request.
 func AllocateRequestToProto(r core.AllocateRequest) *pluginv1.AllocateRequest {
-	m := &pluginv1.AllocateRequest{}
-	if len(r.Metrics) > 0 {
-		m.Metrics = make([]*pluginv1.Metric, len(r.Metrics))
-		for i := range r.Metrics {
-			m.Metrics[i] = MetricToProto(r.Metrics[i])
-		}
+	return &pluginv1.AllocateRequest{
+		Metrics: convertAll(r.Metrics, MetricToProto),
+		Pins:    convertAll(r.Pins, PinAllocationToProto),
 	}
-	if len(r.Pins) > 0 {
-		m.Pins = make([]*pluginv1.PinAllocation, len(r.Pins))
-		for i := range r.Pins {
-			m.Pins[i] = PinAllocationToProto(r.Pins[i])
-		}
-	}
-	return m
 }
 
 // AllocateRequestFromProto converts an allocation request.
@@ -477,22 +392,12 @@ func AllocateRequestFromProto(m *pluginv1.AllocateRequest) (core.AllocateRequest
 	if m == nil {
 		return r, nil
 	}
-	if len(m.Metrics) > 0 {
-		r.Metrics = make([]core.Metric, len(m.Metrics))
-		for i, mm := range m.Metrics {
-			r.Metrics[i] = MetricFromProto(mm)
-		}
+	r.Metrics = convertAll(m.Metrics, MetricFromProto)
+	pins, err := convertAllOrFail(m.Pins, PinAllocationFromProto)
+	if err != nil {
+		return core.AllocateRequest{}, err
 	}
-	if len(m.Pins) > 0 {
-		r.Pins = make([]core.PinAllocation, len(m.Pins))
-		for i, pm := range m.Pins {
-			a, err := PinAllocationFromProto(pm)
-			if err != nil {
-				return core.AllocateRequest{}, err
-			}
-			r.Pins[i] = a
-		}
-	}
+	r.Pins = pins
 	return r, nil
 }
 
@@ -536,30 +441,12 @@ func IPFSPinRequestFromProto(m *pluginv1.IPFSPinRequest) (core.IPFSPinRequest, e
 
 // IPFSPinRequestsToProto converts a list of pin requests.
 func IPFSPinRequestsToProto(rs []core.IPFSPinRequest) []*pluginv1.IPFSPinRequest {
-	if len(rs) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.IPFSPinRequest, len(rs))
-	for i := range rs {
-		out[i] = IPFSPinRequestToProto(rs[i])
-	}
-	return out
+	return convertAll(rs, IPFSPinRequestToProto)
 }
 
 // IPFSPinRequestsFromProto converts a list of pin requests.
 func IPFSPinRequestsFromProto(ms []*pluginv1.IPFSPinRequest) ([]core.IPFSPinRequest, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.IPFSPinRequest, len(ms))
-	for i, m := range ms {
-		r, err := IPFSPinRequestFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = r
-	}
-	return out, nil
+	return convertAllOrFail(ms, IPFSPinRequestFromProto)
 }
 
 // IPFSPinResultToProto converts the outcome of one pin or unpin.
@@ -598,30 +485,12 @@ func IPFSPinInfoFromProto(m *pluginv1.IPFSPinInfo) (core.IPFSPinInfo, error) {
 
 // IPFSPinInfosToProto converts an IPFS pin listing.
 func IPFSPinInfosToProto(pis []core.IPFSPinInfo) []*pluginv1.IPFSPinInfo {
-	if len(pis) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.IPFSPinInfo, len(pis))
-	for i := range pis {
-		out[i] = IPFSPinInfoToProto(pis[i])
-	}
-	return out
+	return convertAll(pis, IPFSPinInfoToProto)
 }
 
 // IPFSPinInfosFromProto converts an IPFS pin listing.
 func IPFSPinInfosFromProto(ms []*pluginv1.IPFSPinInfo) ([]core.IPFSPinInfo, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.IPFSPinInfo, len(ms))
-	for i, m := range ms {
-		pi, err := IPFSPinInfoFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = pi
-	}
-	return out, nil
+	return convertAllOrFail(ms, IPFSPinInfoFromProto)
 }
 
 // IPFSIDToProto converts the identity of an IPFS node.
@@ -705,30 +574,12 @@ func BlockFromProto(m *pluginv1.Block) (core.Block, error) {
 
 // BlocksToProto converts a batch of blocks.
 func BlocksToProto(bs []core.Block) []*pluginv1.Block {
-	if len(bs) == 0 {
-		return nil
-	}
-	out := make([]*pluginv1.Block, len(bs))
-	for i := range bs {
-		out[i] = BlockToProto(bs[i])
-	}
-	return out
+	return convertAll(bs, BlockToProto)
 }
 
 // BlocksFromProto converts a batch of blocks.
 func BlocksFromProto(ms []*pluginv1.Block) ([]core.Block, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	out := make([]core.Block, len(ms))
-	for i, m := range ms {
-		b, err := BlockFromProto(m)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = b
-	}
-	return out, nil
+	return convertAllOrFail(ms, BlockFromProto)
 }
 
 // DescriptionToProto converts what a plugin says about itself.
@@ -806,4 +657,33 @@ func TrackerStatsFromProto(m *pluginv1.TrackerStats) core.TrackerStats {
 		return core.TrackerStats{}
 	}
 	return core.TrackerStats{PinQueued: m.PinQueued, Pinning: m.Pinning, PinErrors: m.PinErrors}
+}
+
+// convertAll converts every item with conv (nil for nil or empty).
+func convertAll[T, M any](items []T, conv func(T) M) []M {
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]M, len(items))
+	for i := range items {
+		out[i] = conv(items[i])
+	}
+	return out
+}
+
+// convertAllOrFail converts every item with conv, failing at the first
+// error (nil for none).
+func convertAllOrFail[M, T any](ms []M, conv func(M) (T, error)) ([]T, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	out := make([]T, len(ms))
+	for i, m := range ms {
+		v, err := conv(m)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
 }
