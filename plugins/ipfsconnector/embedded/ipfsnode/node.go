@@ -11,7 +11,8 @@
 //     through [Options.Exchange] or [Options.NewExchange] (the embedded
 //     connector plugs in bitswap over a host of its own). Pins fetch what is
 //     missing through it, level by level within one exchange session, and
-//     report the blocks that never arrived ([FetchError]).
+//     report the blocks that never arrived ([FetchError]); [Node.Prefetch]
+//     asks for the root blocks of a whole batch of pins in one session.
 //   - A merkledag DAG service, a path resolver that understands UnixFS, and a
 //     mark-and-sweep garbage collector complete the node.
 //
