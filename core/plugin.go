@@ -110,6 +110,24 @@ type Host interface {
 	IPFSPinner
 }
 
+// Endpoint is where a plugin process serves its gRPC services: Network
+// "unix" (Address is the socket's path) or "tcp" (Address is host:port).
+// The zero Endpoint means there is none.
+type Endpoint struct {
+	Network string
+	Address string
+}
+
+// IPFSEndpointer is implemented by a Host that can tell where the IPFS
+// connector's plugin process serves, so that a plugin calls the connector
+// there directly instead of through the host. It is also implemented by
+// the core's client of a connector plugin process. A zero Endpoint means
+// the connector has none (it runs in the core's process, or is down):
+// call through the host.
+type IPFSEndpointer interface {
+	IPFSEndpoint(ctx context.Context) (Endpoint, error)
+}
+
 // PinOp is one change to the pinset: a pin added (or replaced) or removed.
 // For a removal only Pin.Cid is meaningful.
 type PinOp struct {
@@ -239,4 +257,27 @@ type IPFSConnector interface {
 	SwarmConnect(ctx context.Context, addrs []string) error
 	// ConfigKey returns the value of one key of the node's configuration.
 	ConfigKey(ctx context.Context, key string) (json.RawMessage, error)
+}
+
+// PinResultTally counts the results of an IPFS Pin or Unpin call by CID,
+// to tell which requests had none when the call was cut short (both calls
+// are idempotent per CID, so those can be sent again).
+type PinResultTally map[string]int
+
+// Add counts a result for c.
+func (t PinResultTally) Add(c Cid) { t[c.KeyString()]++ }
+
+// Unanswered returns the requests of reqs without a counted result, in
+// order; a CID requested twice needs two results.
+func Unanswered[R any](t PinResultTally, reqs []R, cidOf func(R) Cid) []R {
+	var rest []R
+	for _, r := range reqs {
+		k := cidOf(r).KeyString()
+		if t[k] > 0 {
+			t[k]--
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest
 }

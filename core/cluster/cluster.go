@@ -360,4 +360,16 @@ func (h host) PinLsCids(ctx context.Context, cids []core.Cid) ([]core.IPFSPinInf
 	return ipfs.PinLsCids(ctx, cids)
 }
 
-var _ core.Host = host{}
+// IPFSEndpoint implements core.IPFSEndpointer: the endpoint of the IPFS
+// connector's process, when it runs in one.
+func (h host) IPFSEndpoint(ctx context.Context) (core.Endpoint, error) {
+	if e, ok := h.c.ipfs().(core.IPFSEndpointer); ok {
+		return e.IPFSEndpoint(ctx)
+	}
+	return core.Endpoint{}, nil
+}
+
+var (
+	_ core.Host           = host{}
+	_ core.IPFSEndpointer = host{}
+)

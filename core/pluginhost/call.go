@@ -236,10 +236,10 @@ func resumable[R any](ctx context.Context, s *slot, op string, reqs []R, cidOf f
 				yield(core.IPFSPinResult{}, err)
 				return
 			}
-			answered := make(map[string]int)
+			answered := core.PinResultTally{}
 			record := func(r core.IPFSPinResult, err error) bool {
 				if err == nil {
-					answered[r.Cid.KeyString()]++
+					answered.Add(r.Cid)
 				}
 				return yield(r, err)
 			}
@@ -252,15 +252,7 @@ func resumable[R any](ctx context.Context, s *slot, op string, reqs []R, cidOf f
 				yield(core.IPFSPinResult{}, err)
 				return
 			}
-			var rest []R
-			for _, r := range todo {
-				k := cidOf(r).KeyString()
-				if answered[k] > 0 {
-					answered[k]--
-					continue
-				}
-				rest = append(rest, r)
-			}
+			rest := core.Unanswered(answered, todo, cidOf)
 			if len(rest) == 0 {
 				return
 			}

@@ -55,6 +55,8 @@ type Plugin struct {
 	// Protocol is the protocol version negotiated in the handshake.
 	Protocol int
 	Started  time.Time
+	// Endpoint is where the process serves its gRPC services.
+	Endpoint core.Endpoint
 
 	client *plugin.Client
 	cmd    *exec.Cmd
@@ -128,6 +130,9 @@ func (l *Launcher) launch(ctx context.Context, choice config.PluginChoice, env c
 	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.Pid = rc.Pid
+		if rc.Addr != nil {
+			p.Endpoint = core.Endpoint{Network: rc.Addr.Network(), Address: rc.Addr.String()}
+		}
 	}
 	p.Protocol = client.NegotiatedVersion()
 	raw, err := rpc.Dispense(string(choice.Kind))

@@ -236,6 +236,26 @@ func (p trackerProxy) Stats(ctx context.Context) (core.TrackerStats, error) {
 
 type ipfsProxy struct{ base }
 
+var _ core.IPFSEndpointer = ipfsProxy{}
+
+// IPFSEndpoint implements core.IPFSEndpointer: the endpoint of the running
+// connector process, or none while it is down. A plugin calling the
+// connector there gets none of the supervision of the calls above (call
+// deadlines, a retry on the restarted process): it falls back to the host
+// when the endpoint fails (see sdk's host client).
+func (p ipfsProxy) IPFSEndpoint(context.Context) (core.Endpoint, error) {
+	sl, err := p.slot()
+	if err != nil {
+		return core.Endpoint{}, nil
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.cur == nil || sl.state != StateRunning {
+		return core.Endpoint{}, nil
+	}
+	return sl.cur.p.Endpoint, nil
+}
+
 func (p ipfsProxy) Pin(ctx context.Context, reqs []core.IPFSPinRequest) iter.Seq2[core.IPFSPinResult, error] {
 	sl, err := p.slot()
 	if err != nil {

@@ -17,9 +17,12 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
+	pluginv1 "github.com/pincluster/pincluster/plugins/proto/v1"
 	"github.com/pincluster/pincluster/plugins/sdk/sdktest"
 )
 
@@ -563,5 +566,45 @@ func BenchmarkAllocate(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// The connector proxy names the endpoint of the running process, a new one
+// after a restart, and none for a connector that is not started.
+func TestSupervisorNamesIPFSEndpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sup := newSupervisor(t, Options{BackoffBase: 10 * time.Millisecond})
+	endpoint := func() core.Endpoint {
+		t.Helper()
+		ep, err := sup.IPFSConnector().(core.IPFSEndpointer).IPFSEndpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	if ep := endpoint(); ep != (core.Endpoint{}) {
+		t.Fatalf("endpoint before start: %+v", ep)
+	}
+	start(t, sup, core.KindIPFSConnector, "test", "", testPlugin(t, "ipfs", filepath.Join(t.TempDir(), "crashed")))
+	before := endpoint()
+	if before.Network != "unix" || before.Address == "" {
+		t.Fatalf("endpoint: %+v", before)
+	}
+	// The endpoint is the connector process's own gRPC server.
+	conn, err := grpc.NewClient("unix://"+before.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	desc, err := pluginv1.NewPluginClient(conn).Describe(ctx, &pluginv1.Empty{})
+	if err != nil || desc.GetKind() != string(core.KindIPFSConnector) || desc.GetName() != "test" {
+		t.Fatalf("Describe at the endpoint: %v %v", desc, err)
+	}
+
+	kill(t, infoOf(t, sup, core.KindIPFSConnector).Pid)
+	waitFor(t, "restart", 10*time.Second, running(t, sup, core.KindIPFSConnector, 1))
+	if after := endpoint(); after.Address == "" || after == before {
+		t.Fatalf("endpoint after the restart: %+v (before %+v)", after, before)
 	}
 }

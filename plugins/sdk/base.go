@@ -26,6 +26,7 @@ type pluginServer struct {
 	mu       sync.Mutex
 	hostID   uint32
 	hostConn *grpc.ClientConn
+	host     hostClient // over hostConn
 
 	configured atomic.Bool
 	closed     atomic.Bool
@@ -86,9 +87,9 @@ func (s *pluginServer) dialHost(id uint32) (core.Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.hostID, s.hostConn = id, conn
+		s.hostID, s.hostConn, s.host = id, conn, newHostClient(conn)
 	}
-	return newHostClient(s.hostConn), nil
+	return s.host, nil
 }
 
 func (s *pluginServer) dropHost() {
@@ -99,9 +100,10 @@ func (s *pluginServer) dropHost() {
 
 func (s *pluginServer) dropHostLocked() {
 	if s.hostConn != nil {
+		s.host.close()
 		_ = s.hostConn.Close()
 	}
-	s.hostID, s.hostConn = 0, nil
+	s.hostID, s.hostConn, s.host = 0, nil, hostClient{}
 }
 
 // shutdown closes the implementation if it was configured and has not been

@@ -87,7 +87,10 @@
 // section, its environment and a core.Host (or nil) that calls back into
 // the core. The context of each call ends with the call: work that
 // outlives Configure needs a context of its own, ended by Close. The Host
-// stays usable until Close.
+// stays usable until Close. Its IPFS calls go straight to the IPFS
+// connector's process when the core names where it serves
+// (Host.IPFSEndpoint), and through the core otherwise or when a direct
+// call fails.
 //
 // Streams (iter.Seq2 results) cross the boundary in batches of up to
 // MaxBatchItems items or about MaxBatchBytes bytes, without waiting for a

@@ -202,16 +202,39 @@ func (s *hostServer) IPFSPinLsCids(ctx context.Context, req *pluginv1.Cids) (*pl
 	return servePinLsCids(ctx, h, req)
 }
 
-// hostClient is the core.Host a plugin receives in Configure.
-type hostClient struct {
-	readerClient
-	pinnerClient
+func (s *hostServer) IPFSEndpoint(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.Endpoint, error) {
+	h, err := s.host()
+	if err != nil {
+		return nil, err
+	}
+	e, ok := h.(core.IPFSEndpointer)
+	if !ok {
+		return &pluginv1.Endpoint{}, nil
+	}
+	ep, err := e.IPFSEndpoint(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.Endpoint{Network: ep.Network, Address: ep.Address}, nil
 }
 
-func newHostClient(conn grpc.ClientConnInterface) core.Host {
+// hostClient is the core.Host a plugin receives in Configure. Its IPFS
+// calls go to the connector directly when the core names its endpoint (see
+// ipfsLink).
+type hostClient struct {
+	readerClient
+	*ipfsLink
+}
+
+func newHostClient(conn grpc.ClientConnInterface) hostClient {
 	c := pluginv1.NewHostClient(conn)
 	return hostClient{
 		readerClient: readerClient{getPin: c.GetPin, listPins: c.ListPins},
-		pinnerClient: pinnerClient{pin: c.IPFSPin, unpin: c.IPFSUnpin, pinLs: c.IPFSPinLs, pinLsCids: c.IPFSPinLsCids},
+		ipfsLink: &ipfsLink{
+			relay:    pinnerClient{pin: c.IPFSPin, unpin: c.IPFSUnpin, pinLs: c.IPFSPinLs, pinLsCids: c.IPFSPinLsCids},
+			endpoint: c.IPFSEndpoint,
+		},
 	}
 }
+
+var _ core.Host = hostClient{}

@@ -288,6 +288,61 @@ func (x *CidRequest) GetCid() []byte {
 	return nil
 }
 
+// Endpoint is where a plugin process serves its gRPC services: network
+// "unix" (address: the socket's path) or "tcp" (address: host:port). An
+// empty address means there is none to call.
+type Endpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_v1_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_v1_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Endpoint) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *Endpoint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 var File_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_v1_plugin_proto_rawDesc = "" +
@@ -313,18 +368,22 @@ const file_v1_plugin_proto_rawDesc = "" +
 	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\x1e\n" +
 	"\n" +
 	"CidRequest\x12\x10\n" +
-	"\x03cid\x18\x01 \x01(\fR\x03cid2\xef\x01\n" +
+	"\x03cid\x18\x01 \x01(\fR\x03cid\">\n" +
+	"\bEndpoint\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress2\xef\x01\n" +
 	"\x06Plugin\x12L\n" +
 	"\bDescribe\x12\x1c.pincluster.plugins.v1.Empty\x1a\".pincluster.plugins.v1.Description\x12R\n" +
 	"\tConfigure\x12'.pincluster.plugins.v1.ConfigureRequest\x1a\x1c.pincluster.plugins.v1.Empty\x12C\n" +
-	"\x05Close\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1c.pincluster.plugins.v1.Empty2\xec\x03\n" +
+	"\x05Close\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1c.pincluster.plugins.v1.Empty2\xbb\x04\n" +
 	"\x04Host\x12G\n" +
 	"\x06GetPin\x12!.pincluster.plugins.v1.CidRequest\x1a\x1a.pincluster.plugins.v1.Pin\x12G\n" +
 	"\bListPins\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1b.pincluster.plugins.v1.Pins0\x01\x12Z\n" +
 	"\aIPFSPin\x12&.pincluster.plugins.v1.IPFSPinRequests\x1a%.pincluster.plugins.v1.IPFSPinResults0\x01\x12Q\n" +
 	"\tIPFSUnpin\x12\x1b.pincluster.plugins.v1.Cids\x1a%.pincluster.plugins.v1.IPFSPinResults0\x01\x12P\n" +
 	"\tIPFSPinLs\x12\x1c.pincluster.plugins.v1.Empty\x1a#.pincluster.plugins.v1.IPFSPinInfos0\x01\x12Q\n" +
-	"\rIPFSPinLsCids\x12\x1b.pincluster.plugins.v1.Cids\x1a#.pincluster.plugins.v1.IPFSPinInfosB<Z:github.com/pincluster/pincluster/plugins/proto/v1;pluginv1b\x06proto3"
+	"\rIPFSPinLsCids\x12\x1b.pincluster.plugins.v1.Cids\x1a#.pincluster.plugins.v1.IPFSPinInfos\x12M\n" +
+	"\fIPFSEndpoint\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1f.pincluster.plugins.v1.EndpointB<Z:github.com/pincluster/pincluster/plugins/proto/v1;pluginv1b\x06proto3"
 
 var (
 	file_v1_plugin_proto_rawDescOnce sync.Once
@@ -338,42 +397,45 @@ func file_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_v1_plugin_proto_rawDescData
 }
 
-var file_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_v1_plugin_proto_goTypes = []any{
 	(*Description)(nil),      // 0: pincluster.plugins.v1.Description
 	(*Environment)(nil),      // 1: pincluster.plugins.v1.Environment
 	(*ConfigureRequest)(nil), // 2: pincluster.plugins.v1.ConfigureRequest
 	(*CidRequest)(nil),       // 3: pincluster.plugins.v1.CidRequest
-	(*Empty)(nil),            // 4: pincluster.plugins.v1.Empty
-	(*IPFSPinRequests)(nil),  // 5: pincluster.plugins.v1.IPFSPinRequests
-	(*Cids)(nil),             // 6: pincluster.plugins.v1.Cids
-	(*Pin)(nil),              // 7: pincluster.plugins.v1.Pin
-	(*Pins)(nil),             // 8: pincluster.plugins.v1.Pins
-	(*IPFSPinResults)(nil),   // 9: pincluster.plugins.v1.IPFSPinResults
-	(*IPFSPinInfos)(nil),     // 10: pincluster.plugins.v1.IPFSPinInfos
+	(*Endpoint)(nil),         // 4: pincluster.plugins.v1.Endpoint
+	(*Empty)(nil),            // 5: pincluster.plugins.v1.Empty
+	(*IPFSPinRequests)(nil),  // 6: pincluster.plugins.v1.IPFSPinRequests
+	(*Cids)(nil),             // 7: pincluster.plugins.v1.Cids
+	(*Pin)(nil),              // 8: pincluster.plugins.v1.Pin
+	(*Pins)(nil),             // 9: pincluster.plugins.v1.Pins
+	(*IPFSPinResults)(nil),   // 10: pincluster.plugins.v1.IPFSPinResults
+	(*IPFSPinInfos)(nil),     // 11: pincluster.plugins.v1.IPFSPinInfos
 }
 var file_v1_plugin_proto_depIdxs = []int32{
 	1,  // 0: pincluster.plugins.v1.ConfigureRequest.env:type_name -> pincluster.plugins.v1.Environment
-	4,  // 1: pincluster.plugins.v1.Plugin.Describe:input_type -> pincluster.plugins.v1.Empty
+	5,  // 1: pincluster.plugins.v1.Plugin.Describe:input_type -> pincluster.plugins.v1.Empty
 	2,  // 2: pincluster.plugins.v1.Plugin.Configure:input_type -> pincluster.plugins.v1.ConfigureRequest
-	4,  // 3: pincluster.plugins.v1.Plugin.Close:input_type -> pincluster.plugins.v1.Empty
+	5,  // 3: pincluster.plugins.v1.Plugin.Close:input_type -> pincluster.plugins.v1.Empty
 	3,  // 4: pincluster.plugins.v1.Host.GetPin:input_type -> pincluster.plugins.v1.CidRequest
-	4,  // 5: pincluster.plugins.v1.Host.ListPins:input_type -> pincluster.plugins.v1.Empty
-	5,  // 6: pincluster.plugins.v1.Host.IPFSPin:input_type -> pincluster.plugins.v1.IPFSPinRequests
-	6,  // 7: pincluster.plugins.v1.Host.IPFSUnpin:input_type -> pincluster.plugins.v1.Cids
-	4,  // 8: pincluster.plugins.v1.Host.IPFSPinLs:input_type -> pincluster.plugins.v1.Empty
-	6,  // 9: pincluster.plugins.v1.Host.IPFSPinLsCids:input_type -> pincluster.plugins.v1.Cids
-	0,  // 10: pincluster.plugins.v1.Plugin.Describe:output_type -> pincluster.plugins.v1.Description
-	4,  // 11: pincluster.plugins.v1.Plugin.Configure:output_type -> pincluster.plugins.v1.Empty
-	4,  // 12: pincluster.plugins.v1.Plugin.Close:output_type -> pincluster.plugins.v1.Empty
-	7,  // 13: pincluster.plugins.v1.Host.GetPin:output_type -> pincluster.plugins.v1.Pin
-	8,  // 14: pincluster.plugins.v1.Host.ListPins:output_type -> pincluster.plugins.v1.Pins
-	9,  // 15: pincluster.plugins.v1.Host.IPFSPin:output_type -> pincluster.plugins.v1.IPFSPinResults
-	9,  // 16: pincluster.plugins.v1.Host.IPFSUnpin:output_type -> pincluster.plugins.v1.IPFSPinResults
-	10, // 17: pincluster.plugins.v1.Host.IPFSPinLs:output_type -> pincluster.plugins.v1.IPFSPinInfos
-	10, // 18: pincluster.plugins.v1.Host.IPFSPinLsCids:output_type -> pincluster.plugins.v1.IPFSPinInfos
-	10, // [10:19] is the sub-list for method output_type
-	1,  // [1:10] is the sub-list for method input_type
+	5,  // 5: pincluster.plugins.v1.Host.ListPins:input_type -> pincluster.plugins.v1.Empty
+	6,  // 6: pincluster.plugins.v1.Host.IPFSPin:input_type -> pincluster.plugins.v1.IPFSPinRequests
+	7,  // 7: pincluster.plugins.v1.Host.IPFSUnpin:input_type -> pincluster.plugins.v1.Cids
+	5,  // 8: pincluster.plugins.v1.Host.IPFSPinLs:input_type -> pincluster.plugins.v1.Empty
+	7,  // 9: pincluster.plugins.v1.Host.IPFSPinLsCids:input_type -> pincluster.plugins.v1.Cids
+	5,  // 10: pincluster.plugins.v1.Host.IPFSEndpoint:input_type -> pincluster.plugins.v1.Empty
+	0,  // 11: pincluster.plugins.v1.Plugin.Describe:output_type -> pincluster.plugins.v1.Description
+	5,  // 12: pincluster.plugins.v1.Plugin.Configure:output_type -> pincluster.plugins.v1.Empty
+	5,  // 13: pincluster.plugins.v1.Plugin.Close:output_type -> pincluster.plugins.v1.Empty
+	8,  // 14: pincluster.plugins.v1.Host.GetPin:output_type -> pincluster.plugins.v1.Pin
+	9,  // 15: pincluster.plugins.v1.Host.ListPins:output_type -> pincluster.plugins.v1.Pins
+	10, // 16: pincluster.plugins.v1.Host.IPFSPin:output_type -> pincluster.plugins.v1.IPFSPinResults
+	10, // 17: pincluster.plugins.v1.Host.IPFSUnpin:output_type -> pincluster.plugins.v1.IPFSPinResults
+	11, // 18: pincluster.plugins.v1.Host.IPFSPinLs:output_type -> pincluster.plugins.v1.IPFSPinInfos
+	11, // 19: pincluster.plugins.v1.Host.IPFSPinLsCids:output_type -> pincluster.plugins.v1.IPFSPinInfos
+	4,  // 20: pincluster.plugins.v1.Host.IPFSEndpoint:output_type -> pincluster.plugins.v1.Endpoint
+	11, // [11:21] is the sub-list for method output_type
+	1,  // [1:11] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -391,7 +453,7 @@ func file_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v1_plugin_proto_rawDesc), len(file_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

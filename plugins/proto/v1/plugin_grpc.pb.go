@@ -206,6 +206,7 @@ const (
 	Host_IPFSUnpin_FullMethodName     = "/pincluster.plugins.v1.Host/IPFSUnpin"
 	Host_IPFSPinLs_FullMethodName     = "/pincluster.plugins.v1.Host/IPFSPinLs"
 	Host_IPFSPinLsCids_FullMethodName = "/pincluster.plugins.v1.Host/IPFSPinLsCids"
+	Host_IPFSEndpoint_FullMethodName  = "/pincluster.plugins.v1.Host/IPFSEndpoint"
 )
 
 // HostClient is the client API for Host service.
@@ -220,6 +221,11 @@ type HostClient interface {
 	IPFSUnpin(ctx context.Context, in *Cids, opts ...grpc.CallOption) (grpc.ServerStreamingClient[IPFSPinResults], error)
 	IPFSPinLs(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[IPFSPinInfos], error)
 	IPFSPinLsCids(ctx context.Context, in *Cids, opts ...grpc.CallOption) (*IPFSPinInfos, error)
+	// IPFSEndpoint tells where the IPFS connector's plugin process serves
+	// the IPFSConnector service, for plugins that call it directly rather
+	// than through the four calls above (added in a revision of v1; an older
+	// core answers UNIMPLEMENTED).
+	IPFSEndpoint(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Endpoint, error)
 }
 
 type hostClient struct {
@@ -326,6 +332,16 @@ func (c *hostClient) IPFSPinLsCids(ctx context.Context, in *Cids, opts ...grpc.C
 	return out, nil
 }
 
+func (c *hostClient) IPFSEndpoint(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Endpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Endpoint)
+	err := c.cc.Invoke(ctx, Host_IPFSEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -338,6 +354,11 @@ type HostServer interface {
 	IPFSUnpin(*Cids, grpc.ServerStreamingServer[IPFSPinResults]) error
 	IPFSPinLs(*Empty, grpc.ServerStreamingServer[IPFSPinInfos]) error
 	IPFSPinLsCids(context.Context, *Cids) (*IPFSPinInfos, error)
+	// IPFSEndpoint tells where the IPFS connector's plugin process serves
+	// the IPFSConnector service, for plugins that call it directly rather
+	// than through the four calls above (added in a revision of v1; an older
+	// core answers UNIMPLEMENTED).
+	IPFSEndpoint(context.Context, *Empty) (*Endpoint, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -365,6 +386,9 @@ func (UnimplementedHostServer) IPFSPinLs(*Empty, grpc.ServerStreamingServer[IPFS
 }
 func (UnimplementedHostServer) IPFSPinLsCids(context.Context, *Cids) (*IPFSPinInfos, error) {
 	return nil, status.Error(codes.Unimplemented, "method IPFSPinLsCids not implemented")
+}
+func (UnimplementedHostServer) IPFSEndpoint(context.Context, *Empty) (*Endpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method IPFSEndpoint not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -467,6 +491,24 @@ func _Host_IPFSPinLsCids_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_IPFSEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).IPFSEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_IPFSEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).IPFSEndpoint(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -481,6 +523,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IPFSPinLsCids",
 			Handler:    _Host_IPFSPinLsCids_Handler,
+		},
+		{
+			MethodName: "IPFSEndpoint",
+			Handler:    _Host_IPFSEndpoint_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -42,6 +42,7 @@ type Plugin struct {
 	closed chan struct{}
 	client *plugin.Client
 	rpc    plugin.ClientProtocol
+	addr   core.Endpoint
 }
 
 // Start serves impl, as the kind its Describe reports, and connects a
@@ -84,6 +85,7 @@ func Start(t testing.TB, impl core.Plugin) *Plugin {
 		stop()
 		t.Fatalf("sdktest: %s plugin did not start", desc.Kind)
 	}
+	p.addr = core.Endpoint{Network: rc.Addr.Network(), Address: rc.Addr.String()}
 	rc.ReattachFunc = func() (runner.AttachedRunner, error) { return attached{p}, nil }
 
 	p.client = plugin.NewClient(&plugin.ClientConfig{
@@ -101,6 +103,10 @@ func Start(t testing.TB, impl core.Plugin) *Plugin {
 	}
 	return p
 }
+
+// Endpoint is where the plugin serves its gRPC services, as a host names
+// it in IPFSEndpoint (see core.IPFSEndpointer).
+func (p *Plugin) Endpoint() core.Endpoint { return p.addr }
 
 // Kind is the kind the plugin is served as.
 func (p *Plugin) Kind() core.Kind { return p.kind }
