@@ -21,7 +21,7 @@ const (
 	//	ID          Empty             → core.ID
 	//	PeerAdd     PeerAddRequest    → core.ID (the added peer's, as the receiver sees it)
 	//	PeerRemove  PeerRemoveRequest → Empty
-	//	Write       WriteRequest      → []WriteResult (one per op, in order)
+	//	Write       WriteRequest      → WriteResults (one per op, in order)
 	ServiceCluster = "Cluster"
 	// ServiceTracker answers for the peer's pin tracker (local statuses).
 	//
@@ -276,7 +276,7 @@ func RegisterCluster(r *RPC, s ClusterService) error {
 		Handle(r, ServiceCluster, MethodPeerRemove, func(ctx context.Context, in PeerRemoveRequest) (Empty, error) {
 			return Empty{}, s.PeerRemove(ctx, in.Peer)
 		}),
-		Handle(r, ServiceCluster, MethodWrite, func(ctx context.Context, in WriteRequest) ([]WriteResult, error) {
+		Handle(r, ServiceCluster, MethodWrite, func(ctx context.Context, in WriteRequest) (WriteResults, error) {
 			return s.Write(ctx, in.Ops)
 		}),
 	)
@@ -352,7 +352,7 @@ func (c Client) PeerRemove(ctx context.Context, p, remove peer.ID) error {
 
 // Write asks p to commit ops; the answer has one result per op, in order.
 func (c Client) Write(ctx context.Context, p peer.ID, ops []WriteOp) ([]WriteResult, error) {
-	var out []WriteResult
+	var out WriteResults
 	if err := c.r.Call(ctx, p, ServiceCluster, MethodWrite, WriteRequest{Ops: ops}, &out); err != nil {
 		return nil, err
 	}
