@@ -397,6 +397,22 @@ func BenchmarkPluginBoundary(b *testing.B) {
 	}
 }
 
+// The pin tracker's process pins through the IPFS connector's process
+// directly, at the endpoint the core names, not through the core: the
+// pins end pinned and no Pin call reaches the core's side of the
+// connector.
+func TestTrackerPinsThroughConnectorEndpoint(t *testing.T) {
+	t.Parallel()
+	r := newBoundaryRig(t, modeProcesses)
+	if r.ipfsEndpoint.Address == "" {
+		t.Fatal("the connector process has no endpoint")
+	}
+	m := r.pinAll(t, r.content(t, 64), 4)
+	if m.ipfsCalls != 0 {
+		t.Fatalf("%d IPFS Pin calls went through the core", m.ipfsCalls)
+	}
+}
+
 // TestPluginBoundaryReport measures each mode several times and logs the
 // medians, the ratio to in-process and the boundary overhead per pin, in
 // wall time and in CPU time (of the test process and, in processes mode,
