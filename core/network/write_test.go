@@ -2,7 +2,6 @@ package network
 
 import (
 	"encoding/json"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -13,14 +12,6 @@ import (
 )
 
 func TestWriteCodecFields(t *testing.T) {
-	fields := func(v any) []string {
-		var out []string
-		typ := reflect.TypeOf(v)
-		for i := range typ.NumField() {
-			out = append(out, typ.Field(i).Name+" "+typ.Field(i).Type.String())
-		}
-		return out
-	}
 	for _, c := range []struct {
 		v    any
 		want []string
