@@ -61,19 +61,33 @@ func (w *wbuf) strs(ss []string) {
 	}
 }
 
+func (w *wbuf) flag(b bool) {
+	if b {
+		*w = append(*w, 1)
+	} else {
+		*w = append(*w, 0)
+	}
+}
+
+func (w *wbuf) cid(c core.Cid) { w.bytes(c.Bytes()) }
+
+func (w *wbuf) metadata(m map[string]string) {
+	w.length(len(m), m == nil)
+	for k, v := range m {
+		w.str(k)
+		w.str(v)
+	}
+}
+
 func appendPinInfo(b []byte, pi *core.PinInfo) []byte {
 	w := wbuf(b)
-	w.bytes(pi.Cid.Bytes())
+	w.cid(pi.Cid)
 	w.str(pi.Name)
 	w.peerID(pi.Peer)
 	w.peerIDs(pi.Allocations)
 	w.strs(pi.Origins)
 	w.time(pi.Created)
-	w.length(len(pi.Metadata), pi.Metadata == nil)
-	for k, v := range pi.Metadata {
-		w.str(k)
-		w.str(v)
-	}
+	w.metadata(pi.Metadata)
 	s := &pi.PinInfoShort
 	w.str(s.PeerName)
 	w.peerID(s.IPFS)
@@ -82,11 +96,7 @@ func appendPinInfo(b []byte, pi *core.PinInfo) []byte {
 	w.time(s.TS)
 	w.str(s.Error)
 	w.varint(int64(s.AttemptCount))
-	if s.PriorityPin {
-		w = append(w, 1)
-	} else {
-		w = append(w, 0)
-	}
+	w.flag(s.PriorityPin)
 	return w
 }
 
@@ -210,24 +220,48 @@ func (r *rbuf) strs() []string {
 	return out
 }
 
-func (r *rbuf) pinInfo(pi *core.PinInfo) {
+func (r *rbuf) flag() bool {
+	if len(r.b) == 0 {
+		r.fail(errShort)
+		return false
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	if v > 1 {
+		r.fail(errMalformed)
+	}
+	return v == 1
+}
+
+func (r *rbuf) cid() core.Cid {
 	c, err := core.CastCid(r.bytes())
 	if err != nil {
 		r.fail(err)
 	}
-	pi.Cid = c
+	return c
+}
+
+func (r *rbuf) metadata() map[string]string {
+	n, ok := r.length()
+	if !ok {
+		return nil
+	}
+	m := make(map[string]string, n)
+	for range n {
+		k := r.str()
+		m[k] = r.str()
+	}
+	return m
+}
+
+func (r *rbuf) pinInfo(pi *core.PinInfo) {
+	pi.Cid = r.cid()
 	pi.Name = r.str()
 	pi.Peer = r.peerID()
 	pi.Allocations = r.peerIDs()
 	pi.Origins = r.strs()
 	pi.Created = r.time()
-	if n, ok := r.length(); ok {
-		pi.Metadata = make(map[string]string, n)
-		for range n {
-			k := r.str()
-			pi.Metadata[k] = r.str()
-		}
-	}
+	pi.Metadata = r.metadata()
 	s := &pi.PinInfoShort
 	s.PeerName = r.str()
 	s.IPFS = r.peerID()
@@ -236,41 +270,39 @@ func (r *rbuf) pinInfo(pi *core.PinInfo) {
 	s.TS = r.time()
 	s.Error = r.str()
 	s.AttemptCount = int(r.varint())
-	if len(r.b) == 0 {
-		r.fail(errShort)
-		return
-	}
-	s.PriorityPin = r.b[0] == 1
-	r.b = r.b[1:]
+	s.PriorityPin = r.flag()
 }
 
 func decodePinInfo(b []byte, pi *core.PinInfo) error {
-	r := rbuf{b: b}
 	*pi = core.PinInfo{}
-	r.pinInfo(pi)
+	return decodeAll(b, func(r *rbuf) { r.pinInfo(pi) })
+}
+
+func decodePinInfos(b []byte, pis *[]core.PinInfo) error {
+	var out []core.PinInfo
+	err := decodeAll(b, func(r *rbuf) {
+		n, ok := r.length()
+		if !ok {
+			return
+		}
+		out = make([]core.PinInfo, n)
+		for i := range out {
+			r.pinInfo(&out[i])
+		}
+	})
+	if err != nil {
+		return err
+	}
+	*pis = out
+	return nil
+}
+
+// decodeAll runs read over b and checks that it used all of it.
+func decodeAll(b []byte, read func(r *rbuf)) error {
+	r := rbuf{b: b}
+	read(&r)
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errMalformed
 	}
 	return r.err
-}
-
-func decodePinInfos(b []byte, pis *[]core.PinInfo) error {
-	r := rbuf{b: b}
-	n, ok := r.length()
-	if !ok {
-		*pis = nil
-		return r.err
-	}
-	out := make([]core.PinInfo, n)
-	for i := range out {
-		r.pinInfo(&out[i])
-	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errMalformed
-	}
-	if r.err != nil {
-		return r.err
-	}
-	*pis = out
-	return nil
 }

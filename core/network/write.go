@@ -13,24 +13,6 @@ import (
 // core.Pin, core.PinOptions, WriteOp or WriteResult gain a field this codec
 // does not carry.
 
-func (w *wbuf) flag(b bool) {
-	if b {
-		*w = append(*w, 1)
-	} else {
-		*w = append(*w, 0)
-	}
-}
-
-func (w *wbuf) cid(c core.Cid) { w.bytes(c.Bytes()) }
-
-func (w *wbuf) metadata(m map[string]string) {
-	w.length(len(m), m == nil)
-	for k, v := range m {
-		w.str(k)
-		w.str(v)
-	}
-}
-
 func (w *wbuf) pin(p *core.Pin) {
 	o := &p.PinOptions
 	w.varint(int64(o.ReplicationFactorMin))
@@ -51,40 +33,6 @@ func (w *wbuf) pin(p *core.Pin) {
 	w.time(p.Timestamp)
 }
 
-func (r *rbuf) flag() bool {
-	if len(r.b) == 0 {
-		r.fail(errShort)
-		return false
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	if v > 1 {
-		r.fail(errMalformed)
-	}
-	return v == 1
-}
-
-func (r *rbuf) cid() core.Cid {
-	c, err := core.CastCid(r.bytes())
-	if err != nil {
-		r.fail(err)
-	}
-	return c
-}
-
-func (r *rbuf) metadata() map[string]string {
-	n, ok := r.length()
-	if !ok {
-		return nil
-	}
-	m := make(map[string]string, n)
-	for range n {
-		k := r.str()
-		m[k] = r.str()
-	}
-	return m
-}
-
 func (r *rbuf) pin(p *core.Pin) {
 	o := &p.PinOptions
 	o.ReplicationFactorMin = int(r.varint())
@@ -103,16 +51,6 @@ func (r *rbuf) pin(p *core.Pin) {
 	p.MaxDepth = int(r.varint())
 	p.Reference = r.cid()
 	p.Timestamp = r.time()
-}
-
-// decodeAll runs read over b and checks that it used all of it.
-func decodeAll(b []byte, read func(r *rbuf)) error {
-	r := rbuf{b: b}
-	read(&r)
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errMalformed
-	}
-	return r.err
 }
 
 // MarshalWire encodes the batch.

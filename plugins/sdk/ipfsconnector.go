@@ -121,9 +121,15 @@ func newIPFSConnectorClient(conn grpc.ClientConnInterface, base *pluginClient) *
 	rpc := pluginv1.NewIPFSConnectorClient(conn)
 	return &ipfsConnectorClient{
 		pluginClient: base,
-		pinnerClient: pinnerClient{pin: rpc.Pin, unpin: rpc.Unpin, pinLs: rpc.PinLs, pinLsCids: rpc.PinLsCids},
+		pinnerClient: connectorPinner(rpc),
 		rpc:          rpc,
 	}
+}
+
+// connectorPinner is the core.IPFSPinner part of a connector's client: the
+// core's, and a plugin's direct link to the connector (ipfsLink).
+func connectorPinner(rpc pluginv1.IPFSConnectorClient) pinnerClient {
+	return pinnerClient{pin: rpc.Pin, unpin: rpc.Unpin, pinLs: rpc.PinLs, pinLsCids: rpc.PinLsCids}
 }
 
 func (c *ipfsConnectorClient) ID(ctx context.Context) (core.IPFSID, error) {

@@ -74,9 +74,8 @@ func (l *ipfsLink) link(ctx context.Context) (conn *grpc.ClientConn, direct pinn
 		Logger().Warn("cannot dial the IPFS connector directly; calling it through the host", "endpoint", ep.GetAddress(), "error", err)
 		return nil, pinnerClient{}, false
 	}
-	x := pluginv1.NewIPFSConnectorClient(conn)
 	l.conn = conn
-	l.direct = pinnerClient{pin: x.Pin, unpin: x.Unpin, pinLs: x.PinLs, pinLsCids: x.PinLsCids}
+	l.direct = connectorPinner(pluginv1.NewIPFSConnectorClient(conn))
 	return l.conn, l.direct, true
 }
 
