@@ -95,7 +95,8 @@
 // Streams (iter.Seq2 results) cross the boundary in batches of up to
 // MaxBatchItems items or about MaxBatchBytes bytes, without waiting for a
 // batch to fill, and are pulled lazily by the receiver: a producer is held
-// back, after a bounded amount of buffering, while the consumer is not
+// back, after a bounded amount of buffering (a flow-control window of 1 MiB
+// in transit, and a batch on each side), while the consumer is not
 // reading, and its context is cancelled when the consumer stops early (so
 // a stream is a call per iteration: ranging over it twice calls twice).
 // A producer must honour that context. Unary calls carry whole batches in one message, which must stay

@@ -26,25 +26,43 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "7c2f0e9b5a14d6e3b8a1f4c0d9e27b36",
 }
 
+// Flow-control windows of every connection across the plugin boundary,
+// fixed rather than grown by gRPC's bandwidth estimation (which, on a local
+// socket, grows a stream's window to several MiB): a stream's producer is
+// held back once streamWindow bytes wait for a consumer that is not
+// reading, and connWindow is shared by the streams of one connection. A
+// local socket needs no more to run at full speed.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 16 << 20
+)
+
 // NewGRPCServer creates the gRPC server of a plugin (or of the Host
-// service on the broker) with the message limits raised to MaxMessageSize.
-// Use it as plugin.ServeConfig.GRPCServer.
+// service on the broker) with the message limits raised to MaxMessageSize
+// and fixed flow-control windows. Use it as plugin.ServeConfig.GRPCServer.
 func NewGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts[:len(opts):len(opts)],
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	)
 	return plugin.DefaultGRPCServer(opts)
 }
 
 // ClientGRPCDialOptions are the dial options of the core's side of the
-// connection (plugin.ClientConfig.GRPCDialOptions): message limits of
-// MaxMessageSize.
+// connection (plugin.ClientConfig.GRPCDialOptions), also used by a plugin
+// dialling the host or another plugin: message limits of MaxMessageSize,
+// fixed flow-control windows.
 func ClientGRPCDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(MaxMessageSize),
-		grpc.MaxCallSendMsgSize(MaxMessageSize),
-	)}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageSize),
+			grpc.MaxCallSendMsgSize(MaxMessageSize),
+		),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+	}
 }
 
 // NewClientConfig returns the go-plugin client configuration the core uses
