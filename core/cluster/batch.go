@@ -15,7 +15,9 @@ import (
 // handled in batches by one goroutine, so that each batch costs one pinset
 // lookup, one allocation and one commit across the plugin boundary however
 // many requests it holds. Requests arriving while a batch is in flight form
-// the next one, so a lone request is not delayed.
+// the next one, which waits a moment for the clients the last batch
+// answered when they are likely to come back (linger); a lone request is
+// not delayed.
 
 // maxWriteBatch bounds the requests handled together.
 const maxWriteBatch = 1024
@@ -29,7 +31,9 @@ type writeRequest struct {
 	// forwarded requests come from another peer's writer, prepared: they
 	// are written here, never forwarded again.
 	forwarded bool
-	done      chan writeResult
+	// queued is when the request joined the writer's queue.
+	queued time.Time
+	done   chan writeResult
 }
 
 type writeResult struct {
@@ -53,6 +57,7 @@ queue:
 	for _, req := range reqs {
 		req.ctx = ctx
 		req.done = make(chan writeResult, 1)
+		req.queued = time.Now()
 		select {
 		case c.writes <- req:
 			queued++
@@ -103,6 +108,8 @@ func (c *Cluster) runWriter(ctx context.Context) {
 		forward  = make(chan struct{}, forwardWorkers)
 		wg       sync.WaitGroup
 		carry    []*writeRequest
+		// pace is the last batch answered (guarded by mu).
+		pace batchPace
 	)
 	defer wg.Wait()
 	for {
@@ -142,6 +149,12 @@ func (c *Cluster) runWriter(ctx context.Context) {
 				break drain
 			}
 		}
+		if leader == "" {
+			mu.Lock()
+			last := pace
+			mu.Unlock()
+			batch = c.linger(ctx, batch, last)
+		}
 		mu.Lock()
 		kept := batch[:0]
 		for _, req := range batch {
@@ -163,6 +176,7 @@ func (c *Cluster) runWriter(ctx context.Context) {
 		wg.Add(1)
 		go func(batch []*writeRequest) {
 			defer wg.Done()
+			start := time.Now()
 			keys := make([]string, len(batch))
 			for i, req := range batch {
 				keys[i] = req.pin.Cid.KeyString()
@@ -182,10 +196,58 @@ func (c *Cluster) runWriter(ctx context.Context) {
 			for _, k := range keys {
 				delete(inFlight, k)
 			}
+			now := time.Now()
+			pace = batchPace{size: len(batch), done: now, took: now.Sub(start)}
 			mu.Unlock()
 			<-slots
 		}(kept)
 	}
+}
+
+// batchPace describes the last batch the writer answered.
+type batchPace struct {
+	size int
+	done time.Time
+	took time.Duration
+}
+
+// maxLinger bounds how long a batch waits for more requests.
+const maxLinger = 2 * time.Millisecond
+
+// linger lets a batch wait a little for the clients the last batch
+// answered. Without it, N clients each with one request in flight settle
+// into two batches of N/2 taking turns: the requests that queued behind a
+// batch start the next one as soon as it ends, a moment before the clients
+// it answered come back. Every batch costs the same calls across the
+// plugin boundary whatever its size, so one batch of N is cheaper than two
+// of N/2. The batch waits while it holds fewer requests than the last
+// batch and the requests that queued behind it did, for at most half as
+// long as the last batch took (and maxLinger): a lone client, or fewer
+// clients than before, waits at most once.
+func (c *Cluster) linger(ctx context.Context, batch []*writeRequest, last batchPace) []*writeRequest {
+	want := last.size
+	for _, req := range batch {
+		if req.queued.Before(last.done) {
+			want++
+		}
+	}
+	want = min(want, maxWriteBatch)
+	if len(batch) >= want {
+		return batch
+	}
+	timer := time.NewTimer(min(last.took/2, maxLinger))
+	defer timer.Stop()
+	for len(batch) < want {
+		select {
+		case req := <-c.writes:
+			batch = append(batch, req)
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
 }
 
 // failQueued answers the requests still queued when the writer stops.
