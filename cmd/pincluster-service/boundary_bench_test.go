@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/pincluster/pincluster/core/cluster"
 	"github.com/pincluster/pincluster/core/config"
 	"github.com/pincluster/pincluster/core/pluginhost"
+	"github.com/pincluster/pincluster/internal/cputime"
 	"github.com/pincluster/pincluster/plugins/builtin"
 	"github.com/pincluster/pincluster/plugins/sdk/sdktest"
 )
@@ -237,42 +237,17 @@ func (r *boundaryRig) content(tb testing.TB, n int) []core.Cid {
 // and by each plugin process.
 func (r *boundaryRig) cpuTimes(tb testing.TB) map[string]time.Duration {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	out := map[string]time.Duration{"core": time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
-	for k, pid := range r.pids {
-		out[string(k)] = processCPU(tb, pid)
-	}
-	return out
-}
-
-// processCPU sums the time on CPU of every thread of a process, from
-// /proc/<pid>/task/*/schedstat (nanoseconds).
-func processCPU(tb testing.TB, pid int) time.Duration {
-	tb.Helper()
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	self, err := cputime.Self()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var total time.Duration
-	for _, task := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
-		if err != nil {
-			continue // the thread is gone
-		}
-		fields := strings.Fields(string(b))
-		if len(fields) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
+	out := map[string]time.Duration{"core": self}
+	for k, pid := range r.pids {
+		if out[string(k)], err = cputime.Process(pid); err != nil {
 			tb.Fatal(err)
 		}
-		total += time.Duration(ns)
 	}
-	return total
+	return out
 }
 
 // measurement is one run of the workload.

@@ -15,12 +15,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/internal/cputime"
 	"github.com/pincluster/pincluster/plugins/sdk"
 )
 
@@ -489,22 +489,29 @@ func allListPinned(b *testing.B, hc *http.Client, peers []*daemon, want map[stri
 func benchCPU(b *testing.B, peers []*daemon) map[string]time.Duration {
 	b.Helper()
 	out := map[string]time.Duration{}
+	add := func(name string, pid int) {
+		d, err := cputime.Process(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[name] += d
+	}
 	for _, d := range peers {
 		pid := d.Cmd.Process.Pid
-		out["core"] += processCPU(b, pid)
+		add("core", pid)
 		for child, cmdline := range childrenOf(b, pid) {
 			name := "other child process"
 			if _, after, ok := strings.Cut(cmdline, " plugin "); ok {
 				name = "plugin " + after
 			}
-			out[name] += processCPU(b, child)
+			add(name, child)
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	self, err := cputime.Self()
+	if err != nil {
 		b.Fatal(err)
 	}
-	out["benchmark (HTTP clients)"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	out["benchmark (HTTP clients)"] = self
 	return out
 }
 

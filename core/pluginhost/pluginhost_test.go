@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		case "ipfs":
 			// serve-test-plugin ipfs <marker file> <crash after n pins>
 			sdk.Serve(newTestConnector(os.Args[3:]))
+		case "exchange-peer":
+			// serve-test-plugin exchange-peer <socket directory>
+			serveExchangePeer(os.Args[3])
 		case "future-protocol":
 			// A plugin built for a protocol version this core does not know.
 			set := sdk.VersionedPlugins(balanced.New())[core.ProtocolVersion]

@@ -24,6 +24,7 @@ import (
 
 	"github.com/pincluster/pincluster/cmd/pincluster-service/servicetest"
 	"github.com/pincluster/pincluster/core"
+	"github.com/pincluster/pincluster/internal/cputime"
 	"github.com/pincluster/pincluster/plugins/ipfsconnector/kubo/kubotest"
 )
 
@@ -122,31 +123,21 @@ func childProcesses(pid int) map[int]string {
 	return out
 }
 
-// cpuTimes returns the user+system CPU seconds of each group of processes
-// (Linux), or nil when they cannot be read.
+// cpuTimes returns the CPU seconds of each group of processes (Linux), or
+// nil when they cannot be read.
 func cpuTimes(groups map[string][]int) map[string]float64 {
 	out := map[string]float64{}
 	for name, pids := range groups {
 		for _, pid := range pids {
-			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			d, err := cputime.Process(pid)
 			if err != nil {
 				return nil
 			}
-			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-			if len(fields) < 13 {
-				return nil
-			}
-			utime, _ := strconv.ParseFloat(fields[11], 64)
-			stime, _ := strconv.ParseFloat(fields[12], 64)
-			out[name] += (utime + stime) / clockTicks
+			out[name] += d.Seconds()
 		}
 	}
 	return out
 }
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux
-// for every architecture Go supports).
-const clockTicks = 100
 
 // benchBlocks puts n small random raw blocks into kubo.
 func benchBlocks(b *testing.B, c core.IPFSConnector, n int) []core.Cid {
