@@ -125,45 +125,53 @@ func (n *Node) syncPins() error {
 }
 
 // alreadyPinned reports whether pinning c (recursively or not) has nothing
-// to do.
+// to do: c is pinned recursively, or c is pinned directly and the new pin
+// is direct. A recursive pin looks at the recursive index alone.
 func (n *Node) alreadyPinned(ctx context.Context, c cid.Cid, recursive bool) (bool, error) {
-	typ, err := n.rootPinType(ctx, c)
+	typ, err := n.rootPin(ctx, c, !recursive)
 	if err != nil {
 		return false, fmt.Errorf("ipfsnode: pin %s: checking pin state: %w", c, err)
 	}
-	return typ == Recursive || (typ == Direct && !recursive), nil
+	return typ != NotPinned, nil
 }
 
 // rootPinType returns Recursive, Direct or NotPinned for c, looking only at
 // the pin indexes.
 func (n *Node) rootPinType(ctx context.Context, c cid.Cid) (PinType, error) {
+	return n.rootPin(ctx, c, true)
+}
+
+// rootPin returns Recursive if c is pinned recursively, else Direct if
+// direct is true and c is pinned directly, else NotPinned. Each index
+// lookup is a prefix query, so the recursive one is made first and the
+// direct one only when asked for.
+func (n *Node) rootPin(ctx context.Context, c cid.Cid, direct bool) (PinType, error) {
 	if !c.Defined() {
 		// An empty key would match every entry of the indexes.
 		return NotPinned, nil
 	}
 	// A pinned root is always in the blockstore (pins are recorded once the
 	// blocks are local, and GC keeps them): a missing block answers at the
-	// cost of one key lookup, where the indexes need two prefix queries.
-	// That is the common case of a new pin, and of the pins allocated to
-	// other peers that the tracker checks.
+	// cost of one key lookup, where the indexes need prefix queries. That
+	// is the common case of a new pin, and of the pins allocated to other
+	// peers that the tracker checks.
 	if has, err := n.bstore.Has(ctx, c); err == nil && !has {
 		return NotPinned, nil
 	}
 	_, ok, err := n.pinner.IsPinnedWithType(ctx, c, ipfspinner.Recursive)
-	if err != nil {
-		return NotPinned, err
-	}
-	if ok {
-		return Recursive, nil
+	if err != nil || ok || !direct {
+		return pinTypeIf(ok, Recursive), err
 	}
 	_, ok, err = n.pinner.IsPinnedWithType(ctx, c, ipfspinner.Direct)
-	if err != nil {
-		return NotPinned, err
-	}
+	return pinTypeIf(ok, Direct), err
+}
+
+// pinTypeIf is typ if ok, else NotPinned.
+func pinTypeIf(ok bool, typ PinType) PinType {
 	if ok {
-		return Direct, nil
+		return typ
 	}
-	return NotPinned, nil
+	return NotPinned
 }
 
 // fetchBlock makes the block c local.
