@@ -200,9 +200,7 @@ func TestWriterBatchesReturningClients(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range each {
 				ci := testCid(t, byte(i*each+j))
 				if _, err := c.write(ctx, &writeRequest{pin: core.Pin{Cid: ci, MaxDepth: -1, PinOptions: everywhere}}); err != nil {
@@ -210,7 +208,7 @@ func TestWriterBatchesReturningClients(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

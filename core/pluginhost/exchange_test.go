@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,26 +214,17 @@ func BenchmarkProcessExchange(b *testing.B) {
 				cpu0 := bothCPU(b, pid)
 				b.ResetTimer()
 				var wg sync.WaitGroup
-				var next sync.Mutex
-				left := b.N
+				var left atomic.Int64
+				left.Store(int64(b.N))
 				for _, e := range ex {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							next.Lock()
-							if left == 0 {
-								next.Unlock()
-								return
-							}
-							left--
-							next.Unlock()
+					wg.Go(func() {
+						for left.Add(-1) >= 0 {
 							if err := e(); err != nil {
 								b.Error(err)
 								return
 							}
 						}
-					}()
+					})
 				}
 				wg.Wait()
 				b.StopTimer()
