@@ -22,6 +22,20 @@ func Self() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
+// SelfAnd is the CPU time this process and the processes pids have used.
+func SelfAnd(pids ...int) (time.Duration, error) {
+	total, err := Self()
+	for _, pid := range pids {
+		if err != nil {
+			break
+		}
+		var d time.Duration
+		d, err = Process(pid)
+		total += d
+	}
+	return total, err
+}
+
 // Process is the CPU time process pid has used: the time on CPU of each of
 // its threads, in nanoseconds, from /proc/<pid>/task/*/schedstat; or, on a
 // kernel without schedstat, its user and system time in clock ticks from

@@ -22,6 +22,7 @@ type pluginServer struct {
 	pluginv1.UnimplementedPluginServer
 	impl   core.Plugin
 	broker *plugin.GRPCBroker
+	calls  *callTable
 
 	mu       sync.Mutex
 	hostID   uint32
@@ -32,8 +33,12 @@ type pluginServer struct {
 	closed     atomic.Bool
 }
 
-func newPluginServer(impl core.Plugin, broker *plugin.GRPCBroker) *pluginServer {
-	return &pluginServer{impl: impl, broker: broker}
+func newPluginServer(impl core.Plugin, broker *plugin.GRPCBroker, calls *callTable) *pluginServer {
+	return &pluginServer{impl: impl, broker: broker, calls: calls}
+}
+
+func (s *pluginServer) Calls(st grpc.BidiStreamingServer[pluginv1.Call, pluginv1.Call]) error {
+	return s.calls.serve(st)
 }
 
 func (s *pluginServer) Describe(ctx context.Context, _ *pluginv1.Empty) (*pluginv1.Description, error) {

@@ -99,8 +99,11 @@
 // in transit, and a batch on each side), while the consumer is not
 // reading, and its context is cancelled when the consumer stops early (so
 // a stream is a call per iteration: ranging over it twice calls twice).
-// A producer must honour that context. Unary calls carry whole batches in one message, which must stay
-// under MaxMessageSize.
+// A producer must honour that context. Unary calls carry whole batches in
+// one message, which must stay under MaxMessageSize. The core's side of
+// the SDK sends unary calls as messages on the plugin's Calls stream
+// rather than as gRPC calls of their own, and Serve answers them there;
+// a plugin whose server leaves Calls out is called the usual way.
 //
 // Errors keep their message across the boundary. core.ErrPinNotFound and
 // the context errors are recognised on the other side by errors.Is; any

@@ -89,9 +89,10 @@ func NewClientConfig(cmd *exec.Cmd, logger hclog.Logger) *plugin.ClientConfig {
 // implementation: the set holds the kinds it implements.
 func VersionedPlugins(impl core.Plugin) map[int]plugin.PluginSet {
 	set := plugin.PluginSet{}
+	calls := newCallTable()
 	for _, k := range core.Kinds {
 		if impl == nil || implements(impl, k) {
-			set[string(k)] = &GRPCPlugin{Kind: k, Impl: impl}
+			set[string(k)] = &GRPCPlugin{Kind: k, Impl: impl, calls: calls}
 		}
 	}
 	return map[int]plugin.PluginSet{core.ProtocolVersion: set}
@@ -125,6 +126,9 @@ type GRPCPlugin struct {
 	Impl core.Plugin
 
 	base *pluginServer
+	// calls holds the unary methods the Calls stream runs; the plugins of
+	// one set share it, as they share one gRPC server.
+	calls *callTable
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -136,44 +140,49 @@ func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error
 	if p.Impl == nil {
 		return fmt.Errorf("no implementation to serve as %s", p.Kind)
 	}
+	if p.calls == nil {
+		p.calls = newCallTable()
+	}
+	r := p.calls.registrar(s)
 	switch p.Kind {
 	case core.KindConsensus:
 		impl, ok := p.Impl.(core.Consensus)
 		if !ok {
 			return fmt.Errorf("%T does not implement core.Consensus", p.Impl)
 		}
-		pluginv1.RegisterConsensusServer(s, &consensusServer{impl: impl})
+		pluginv1.RegisterConsensusServer(r, &consensusServer{impl: impl})
 	case core.KindAllocator:
 		impl, ok := p.Impl.(core.Allocator)
 		if !ok {
 			return fmt.Errorf("%T does not implement core.Allocator", p.Impl)
 		}
-		pluginv1.RegisterAllocatorServer(s, &allocatorServer{impl: impl})
+		pluginv1.RegisterAllocatorServer(r, &allocatorServer{impl: impl})
 	case core.KindPinTracker:
 		impl, ok := p.Impl.(core.PinTracker)
 		if !ok {
 			return fmt.Errorf("%T does not implement core.PinTracker", p.Impl)
 		}
-		pluginv1.RegisterPinTrackerServer(s, &pinTrackerServer{impl: impl})
+		pluginv1.RegisterPinTrackerServer(r, &pinTrackerServer{impl: impl})
 	case core.KindIPFSConnector:
 		impl, ok := p.Impl.(core.IPFSConnector)
 		if !ok {
 			return fmt.Errorf("%T does not implement core.IPFSConnector", p.Impl)
 		}
-		pluginv1.RegisterIPFSConnectorServer(s, &ipfsConnectorServer{impl: impl})
+		pluginv1.RegisterIPFSConnectorServer(r, &ipfsConnectorServer{impl: impl})
 	default:
 		return fmt.Errorf("unknown plugin kind %q", p.Kind)
 	}
 	if _, done := s.GetServiceInfo()[pluginv1.Plugin_ServiceDesc.ServiceName]; !done {
-		p.base = newPluginServer(p.Impl, broker)
-		pluginv1.RegisterPluginServer(s, p.base)
+		p.base = newPluginServer(p.Impl, broker, p.calls)
+		pluginv1.RegisterPluginServer(r, p.base)
 	}
 	return nil
 }
 
 // GRPCClient returns the client adapter of the kind: a core.Consensus,
 // core.Allocator, core.PinTracker or core.IPFSConnector.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, grpcConn *grpc.ClientConn) (any, error) {
+	conn := newCallConn(grpcConn)
 	base := newPluginClient(conn, broker)
 	switch p.Kind {
 	case core.KindConsensus:

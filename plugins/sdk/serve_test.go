@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	case "plugin":
 		sdk.Serve(&procAllocator{fakeAllocator: newFakeAllocator()})
 		os.Exit(0)
+	case "allocator":
+		sdk.Serve(newFakeAllocator())
+		os.Exit(0)
 	case "parent":
 		os.Exit(runParent())
 	}

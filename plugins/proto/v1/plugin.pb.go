@@ -244,6 +244,100 @@ func (x *ConfigureRequest) GetHostBrokerId() uint32 {
 	return 0
 }
 
+// Call is a unary call carried on the Calls stream, its answer, or the
+// caller giving up on it.
+type Call struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                                // chosen by the caller, unique among its calls in flight
+	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`                         // request: the full gRPC method name, "/package.Service/Method"
+	Message       []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`                       // request or answer message, in protobuf encoding
+	TimeoutNs     int64                  `protobuf:"varint,4,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // request: time left before the caller's deadline (0: none)
+	Code          uint32                 `protobuf:"varint,5,opt,name=code,proto3" json:"code,omitempty"`                            // answer: the gRPC status code (0: OK)
+	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`                           // answer: the status message when code is not 0
+	Cancel        bool                   `protobuf:"varint,7,opt,name=cancel,proto3" json:"cancel,omitempty"`                        // the caller no longer waits for call id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_v1_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_v1_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_v1_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Call) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Call) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *Call) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *Call) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *Call) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Call) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Call) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
 type CidRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cid           []byte                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"`
@@ -253,7 +347,7 @@ type CidRequest struct {
 
 func (x *CidRequest) Reset() {
 	*x = CidRequest{}
-	mi := &file_v1_plugin_proto_msgTypes[3]
+	mi := &file_v1_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +359,7 @@ func (x *CidRequest) String() string {
 func (*CidRequest) ProtoMessage() {}
 
 func (x *CidRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v1_plugin_proto_msgTypes[3]
+	mi := &file_v1_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +372,7 @@ func (x *CidRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CidRequest.ProtoReflect.Descriptor instead.
 func (*CidRequest) Descriptor() ([]byte, []int) {
-	return file_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_v1_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CidRequest) GetCid() []byte {
@@ -301,7 +395,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_v1_plugin_proto_msgTypes[4]
+	mi := &file_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +407,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_v1_plugin_proto_msgTypes[4]
+	mi := &file_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +420,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Endpoint) GetNetwork() string {
@@ -365,17 +459,27 @@ const file_v1_plugin_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\x124\n" +
 	"\x03env\x18\x02 \x01(\v2\".pincluster.plugins.v1.EnvironmentR\x03env\x12$\n" +
-	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\x1e\n" +
+	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\xa9\x01\n" +
+	"\x04Call\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x04 \x01(\x03R\ttimeoutNs\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\rR\x04code\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x16\n" +
+	"\x06cancel\x18\a \x01(\bR\x06cancel\"\x1e\n" +
 	"\n" +
 	"CidRequest\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\">\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress2\xef\x01\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress2\xb6\x02\n" +
 	"\x06Plugin\x12L\n" +
 	"\bDescribe\x12\x1c.pincluster.plugins.v1.Empty\x1a\".pincluster.plugins.v1.Description\x12R\n" +
 	"\tConfigure\x12'.pincluster.plugins.v1.ConfigureRequest\x1a\x1c.pincluster.plugins.v1.Empty\x12C\n" +
-	"\x05Close\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1c.pincluster.plugins.v1.Empty2\xbb\x04\n" +
+	"\x05Close\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1c.pincluster.plugins.v1.Empty\x12E\n" +
+	"\x05Calls\x12\x1b.pincluster.plugins.v1.Call\x1a\x1b.pincluster.plugins.v1.Call(\x010\x012\xbb\x04\n" +
 	"\x04Host\x12G\n" +
 	"\x06GetPin\x12!.pincluster.plugins.v1.CidRequest\x1a\x1a.pincluster.plugins.v1.Pin\x12G\n" +
 	"\bListPins\x12\x1c.pincluster.plugins.v1.Empty\x1a\x1b.pincluster.plugins.v1.Pins0\x01\x12Z\n" +
@@ -397,45 +501,48 @@ func file_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_v1_plugin_proto_rawDescData
 }
 
-var file_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_v1_plugin_proto_goTypes = []any{
 	(*Description)(nil),      // 0: pincluster.plugins.v1.Description
 	(*Environment)(nil),      // 1: pincluster.plugins.v1.Environment
 	(*ConfigureRequest)(nil), // 2: pincluster.plugins.v1.ConfigureRequest
-	(*CidRequest)(nil),       // 3: pincluster.plugins.v1.CidRequest
-	(*Endpoint)(nil),         // 4: pincluster.plugins.v1.Endpoint
-	(*Empty)(nil),            // 5: pincluster.plugins.v1.Empty
-	(*IPFSPinRequests)(nil),  // 6: pincluster.plugins.v1.IPFSPinRequests
-	(*Cids)(nil),             // 7: pincluster.plugins.v1.Cids
-	(*Pin)(nil),              // 8: pincluster.plugins.v1.Pin
-	(*Pins)(nil),             // 9: pincluster.plugins.v1.Pins
-	(*IPFSPinResults)(nil),   // 10: pincluster.plugins.v1.IPFSPinResults
-	(*IPFSPinInfos)(nil),     // 11: pincluster.plugins.v1.IPFSPinInfos
+	(*Call)(nil),             // 3: pincluster.plugins.v1.Call
+	(*CidRequest)(nil),       // 4: pincluster.plugins.v1.CidRequest
+	(*Endpoint)(nil),         // 5: pincluster.plugins.v1.Endpoint
+	(*Empty)(nil),            // 6: pincluster.plugins.v1.Empty
+	(*IPFSPinRequests)(nil),  // 7: pincluster.plugins.v1.IPFSPinRequests
+	(*Cids)(nil),             // 8: pincluster.plugins.v1.Cids
+	(*Pin)(nil),              // 9: pincluster.plugins.v1.Pin
+	(*Pins)(nil),             // 10: pincluster.plugins.v1.Pins
+	(*IPFSPinResults)(nil),   // 11: pincluster.plugins.v1.IPFSPinResults
+	(*IPFSPinInfos)(nil),     // 12: pincluster.plugins.v1.IPFSPinInfos
 }
 var file_v1_plugin_proto_depIdxs = []int32{
 	1,  // 0: pincluster.plugins.v1.ConfigureRequest.env:type_name -> pincluster.plugins.v1.Environment
-	5,  // 1: pincluster.plugins.v1.Plugin.Describe:input_type -> pincluster.plugins.v1.Empty
+	6,  // 1: pincluster.plugins.v1.Plugin.Describe:input_type -> pincluster.plugins.v1.Empty
 	2,  // 2: pincluster.plugins.v1.Plugin.Configure:input_type -> pincluster.plugins.v1.ConfigureRequest
-	5,  // 3: pincluster.plugins.v1.Plugin.Close:input_type -> pincluster.plugins.v1.Empty
-	3,  // 4: pincluster.plugins.v1.Host.GetPin:input_type -> pincluster.plugins.v1.CidRequest
-	5,  // 5: pincluster.plugins.v1.Host.ListPins:input_type -> pincluster.plugins.v1.Empty
-	6,  // 6: pincluster.plugins.v1.Host.IPFSPin:input_type -> pincluster.plugins.v1.IPFSPinRequests
-	7,  // 7: pincluster.plugins.v1.Host.IPFSUnpin:input_type -> pincluster.plugins.v1.Cids
-	5,  // 8: pincluster.plugins.v1.Host.IPFSPinLs:input_type -> pincluster.plugins.v1.Empty
-	7,  // 9: pincluster.plugins.v1.Host.IPFSPinLsCids:input_type -> pincluster.plugins.v1.Cids
-	5,  // 10: pincluster.plugins.v1.Host.IPFSEndpoint:input_type -> pincluster.plugins.v1.Empty
-	0,  // 11: pincluster.plugins.v1.Plugin.Describe:output_type -> pincluster.plugins.v1.Description
-	5,  // 12: pincluster.plugins.v1.Plugin.Configure:output_type -> pincluster.plugins.v1.Empty
-	5,  // 13: pincluster.plugins.v1.Plugin.Close:output_type -> pincluster.plugins.v1.Empty
-	8,  // 14: pincluster.plugins.v1.Host.GetPin:output_type -> pincluster.plugins.v1.Pin
-	9,  // 15: pincluster.plugins.v1.Host.ListPins:output_type -> pincluster.plugins.v1.Pins
-	10, // 16: pincluster.plugins.v1.Host.IPFSPin:output_type -> pincluster.plugins.v1.IPFSPinResults
-	10, // 17: pincluster.plugins.v1.Host.IPFSUnpin:output_type -> pincluster.plugins.v1.IPFSPinResults
-	11, // 18: pincluster.plugins.v1.Host.IPFSPinLs:output_type -> pincluster.plugins.v1.IPFSPinInfos
-	11, // 19: pincluster.plugins.v1.Host.IPFSPinLsCids:output_type -> pincluster.plugins.v1.IPFSPinInfos
-	4,  // 20: pincluster.plugins.v1.Host.IPFSEndpoint:output_type -> pincluster.plugins.v1.Endpoint
-	11, // [11:21] is the sub-list for method output_type
-	1,  // [1:11] is the sub-list for method input_type
+	6,  // 3: pincluster.plugins.v1.Plugin.Close:input_type -> pincluster.plugins.v1.Empty
+	3,  // 4: pincluster.plugins.v1.Plugin.Calls:input_type -> pincluster.plugins.v1.Call
+	4,  // 5: pincluster.plugins.v1.Host.GetPin:input_type -> pincluster.plugins.v1.CidRequest
+	6,  // 6: pincluster.plugins.v1.Host.ListPins:input_type -> pincluster.plugins.v1.Empty
+	7,  // 7: pincluster.plugins.v1.Host.IPFSPin:input_type -> pincluster.plugins.v1.IPFSPinRequests
+	8,  // 8: pincluster.plugins.v1.Host.IPFSUnpin:input_type -> pincluster.plugins.v1.Cids
+	6,  // 9: pincluster.plugins.v1.Host.IPFSPinLs:input_type -> pincluster.plugins.v1.Empty
+	8,  // 10: pincluster.plugins.v1.Host.IPFSPinLsCids:input_type -> pincluster.plugins.v1.Cids
+	6,  // 11: pincluster.plugins.v1.Host.IPFSEndpoint:input_type -> pincluster.plugins.v1.Empty
+	0,  // 12: pincluster.plugins.v1.Plugin.Describe:output_type -> pincluster.plugins.v1.Description
+	6,  // 13: pincluster.plugins.v1.Plugin.Configure:output_type -> pincluster.plugins.v1.Empty
+	6,  // 14: pincluster.plugins.v1.Plugin.Close:output_type -> pincluster.plugins.v1.Empty
+	3,  // 15: pincluster.plugins.v1.Plugin.Calls:output_type -> pincluster.plugins.v1.Call
+	9,  // 16: pincluster.plugins.v1.Host.GetPin:output_type -> pincluster.plugins.v1.Pin
+	10, // 17: pincluster.plugins.v1.Host.ListPins:output_type -> pincluster.plugins.v1.Pins
+	11, // 18: pincluster.plugins.v1.Host.IPFSPin:output_type -> pincluster.plugins.v1.IPFSPinResults
+	11, // 19: pincluster.plugins.v1.Host.IPFSUnpin:output_type -> pincluster.plugins.v1.IPFSPinResults
+	12, // 20: pincluster.plugins.v1.Host.IPFSPinLs:output_type -> pincluster.plugins.v1.IPFSPinInfos
+	12, // 21: pincluster.plugins.v1.Host.IPFSPinLsCids:output_type -> pincluster.plugins.v1.IPFSPinInfos
+	5,  // 22: pincluster.plugins.v1.Host.IPFSEndpoint:output_type -> pincluster.plugins.v1.Endpoint
+	12, // [12:23] is the sub-list for method output_type
+	1,  // [1:12] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -453,7 +560,7 @@ func file_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v1_plugin_proto_rawDesc), len(file_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

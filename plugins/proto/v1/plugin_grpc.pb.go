@@ -25,6 +25,7 @@ const (
 	Plugin_Describe_FullMethodName  = "/pincluster.plugins.v1.Plugin/Describe"
 	Plugin_Configure_FullMethodName = "/pincluster.plugins.v1.Plugin/Configure"
 	Plugin_Close_FullMethodName     = "/pincluster.plugins.v1.Plugin/Close"
+	Plugin_Calls_FullMethodName     = "/pincluster.plugins.v1.Plugin/Calls"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -34,6 +35,12 @@ type PluginClient interface {
 	Describe(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Description, error)
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*Empty, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Calls carries unary calls of the plugin's services as messages on one
+	// stream that stays open, instead of one HTTP/2 stream per call (added in
+	// a revision of v1; a plugin that answers UNIMPLEMENTED gets its calls
+	// the usual way). Each request names its method and is answered once,
+	// by id, in any order; several may be in flight.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, Call], error)
 }
 
 type pluginClient struct {
@@ -74,6 +81,19 @@ func (c *pluginClient) Close(ctx context.Context, in *Empty, opts ...grpc.CallOp
 	return out, nil
 }
 
+func (c *pluginClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, Call], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[0], Plugin_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Call, Call]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_CallsClient = grpc.BidiStreamingClient[Call, Call]
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -81,6 +101,12 @@ type PluginServer interface {
 	Describe(context.Context, *Empty) (*Description, error)
 	Configure(context.Context, *ConfigureRequest) (*Empty, error)
 	Close(context.Context, *Empty) (*Empty, error)
+	// Calls carries unary calls of the plugin's services as messages on one
+	// stream that stays open, instead of one HTTP/2 stream per call (added in
+	// a revision of v1; a plugin that answers UNIMPLEMENTED gets its calls
+	// the usual way). Each request names its method and is answered once,
+	// by id, in any order; several may be in flight.
+	Calls(grpc.BidiStreamingServer[Call, Call]) error
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -99,6 +125,9 @@ func (UnimplementedPluginServer) Configure(context.Context, *ConfigureRequest) (
 }
 func (UnimplementedPluginServer) Close(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedPluginServer) Calls(grpc.BidiStreamingServer[Call, Call]) error {
+	return status.Error(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -175,6 +204,13 @@ func _Plugin_Close_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).Calls(&grpc.GenericServerStream[Call, Call]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_CallsServer = grpc.BidiStreamingServer[Call, Call]
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -195,7 +231,14 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Plugin_Close_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Calls",
+			Handler:       _Plugin_Calls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "v1/plugin.proto",
 }
 
