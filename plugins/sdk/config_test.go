@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -36,4 +38,41 @@ func TestConfigKeys(t *testing.T) {
 		}
 	}()
 	ConfigJSON(make(chan int))
+}
+
+// Configured keeps the last configuration that parsed, and says which
+// plugin was called before its first one.
+func TestConfigured(t *testing.T) {
+	type cfg struct{ N int }
+	p := &Configured[cfg]{
+		Description: Description{Kind: KindAllocator, Name: "counting"},
+		Parse: func(raw json.RawMessage) (cfg, error) {
+			var c cfg
+			err := json.Unmarshal(raw, &c)
+			if err == nil && c.N < 0 {
+				err = errors.New("allocator.counting.n: must not be negative")
+			}
+			return c, err
+		},
+	}
+	var _ Plugin = p
+	ctx := context.Background()
+	if d, _ := p.Describe(ctx); d.Name != "counting" {
+		t.Fatalf("Describe: %+v", d)
+	}
+	if _, err := p.Config(); err == nil || err.Error() != "allocator.counting: called before Configure" {
+		t.Fatalf("Config before Configure: %v", err)
+	}
+	if err := p.Configure(ctx, json.RawMessage(`{"N":1}`), Environment{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Configure(ctx, json.RawMessage(`{"N":-1}`), Environment{}, nil); err == nil {
+		t.Fatal("a bad config was accepted")
+	}
+	if c, err := p.Config(); err != nil || c.N != 1 {
+		t.Fatalf("after a failed Configure: %+v %v, want the previous config", c, err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

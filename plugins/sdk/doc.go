@@ -92,6 +92,10 @@
 // (Host.IPFSEndpoint), and through the core otherwise or when a direct
 // call fails.
 //
+// A plugin whose only state is its configuration can embed Configured,
+// which implements Describe, Configure and Close from a Description and a
+// function that parses the config section.
+//
 // Streams (iter.Seq2 results) cross the boundary in batches of up to
 // MaxBatchItems items or about MaxBatchBytes bytes, without waiting for a
 // batch to fill, and are pulled lazily by the receiver: a producer is held

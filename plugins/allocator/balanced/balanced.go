@@ -7,11 +7,8 @@ package balanced
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/pincluster/pincluster/core"
@@ -25,42 +22,29 @@ const Name = "balanced"
 const Version = "1.0.0"
 
 // Allocator orders candidate peers for pins. It keeps no state between
-// requests.
+// requests: sdk.Configured implements its Describe, Configure (of the
+// allocator.balanced section; it needs nothing from the host) and Close.
 type Allocator struct {
-	mu  sync.RWMutex
-	cfg *Config
+	sdk.Configured[Config]
 	now func() time.Time
 }
 
 // New returns an unconfigured allocator; Configure makes it usable.
-func New() *Allocator { return &Allocator{now: time.Now} }
-
-// Describe reports what this plugin is.
-func (a *Allocator) Describe(context.Context) (core.Description, error) {
-	return core.Description{
-		Kind:             core.KindAllocator,
-		Name:             Name,
-		Version:          Version,
-		ProtocolVersions: []int{core.ProtocolVersion},
-		DefaultConfig:    DefaultConfigJSON(),
-	}, nil
-}
-
-// Configure reads the allocator.balanced config section. The allocator
-// needs nothing from the host.
-func (a *Allocator) Configure(_ context.Context, raw json.RawMessage, _ core.Environment, _ core.Host) error {
-	cfg, err := ParseConfig(raw)
-	if err != nil {
-		return err
+func New() *Allocator {
+	return &Allocator{
+		Configured: sdk.Configured[Config]{
+			Description: sdk.Description{
+				Kind:             sdk.KindAllocator,
+				Name:             Name,
+				Version:          Version,
+				ProtocolVersions: []int{sdk.ProtocolVersion},
+				DefaultConfig:    DefaultConfigJSON(),
+			},
+			Parse: ParseConfig,
+		},
+		now: time.Now,
 	}
-	a.mu.Lock()
-	a.cfg = &cfg
-	a.mu.Unlock()
-	return nil
 }
-
-// Close releases nothing: the allocator holds no resources.
-func (a *Allocator) Close(context.Context) error { return nil }
 
 // Allocate answers every pin of the request in order. For each pin the
 // usable peers are those with a valid, unexpired metric for every
@@ -69,11 +53,9 @@ func (a *Allocator) Close(context.Context) error { return nil }
 // Wanted peers are returned; fewer than Needed usable peers is an error for
 // that pin only.
 func (a *Allocator) Allocate(ctx context.Context, req core.AllocateRequest) ([]core.AllocateResult, error) {
-	a.mu.RLock()
-	cfg := a.cfg
-	a.mu.RUnlock()
-	if cfg == nil {
-		return nil, errors.New("allocator.balanced: Allocate called before Configure")
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, err
 	}
 	t := newTree(cfg.AllocateBy, req.Metrics, a.now())
 	out := make([]core.AllocateResult, len(req.Pins))

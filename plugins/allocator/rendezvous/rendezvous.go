@@ -12,11 +12,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/pincluster/pincluster/plugins/sdk"
@@ -29,42 +26,29 @@ const Name = "rendezvous"
 const Version = "1.0.0"
 
 // Allocator places pins by rendezvous hashing. It keeps no state between
-// requests.
+// requests: sdk.Configured implements its Describe, Configure (of the
+// allocator.rendezvous section; it needs nothing from the host) and Close.
 type Allocator struct {
-	mu  sync.RWMutex
-	cfg *Config
+	sdk.Configured[Config]
 	now func() time.Time
 }
 
 // New returns an unconfigured allocator; Configure makes it usable.
-func New() *Allocator { return &Allocator{now: time.Now} }
-
-// Describe reports what this plugin is.
-func (a *Allocator) Describe(context.Context) (sdk.Description, error) {
-	return sdk.Description{
-		Kind:             sdk.KindAllocator,
-		Name:             Name,
-		Version:          Version,
-		ProtocolVersions: []int{sdk.ProtocolVersion},
-		DefaultConfig:    DefaultConfigJSON(),
-	}, nil
-}
-
-// Configure reads the allocator.rendezvous config section. The allocator
-// needs nothing from the host.
-func (a *Allocator) Configure(_ context.Context, raw json.RawMessage, _ sdk.Environment, _ sdk.Host) error {
-	cfg, err := ParseConfig(raw)
-	if err != nil {
-		return err
+func New() *Allocator {
+	return &Allocator{
+		Configured: sdk.Configured[Config]{
+			Description: sdk.Description{
+				Kind:             sdk.KindAllocator,
+				Name:             Name,
+				Version:          Version,
+				ProtocolVersions: []int{sdk.ProtocolVersion},
+				DefaultConfig:    DefaultConfigJSON(),
+			},
+			Parse: ParseConfig,
+		},
+		now: time.Now,
 	}
-	a.mu.Lock()
-	a.cfg = &cfg
-	a.mu.Unlock()
-	return nil
 }
-
-// Close releases nothing: the allocator holds no resources.
-func (a *Allocator) Close(context.Context) error { return nil }
 
 // candidate is a peer that may receive pins, with the hash of its ID.
 type candidate struct {
@@ -79,11 +63,9 @@ type candidate struct {
 // pin's current peers are left out. At most Wanted peers are returned;
 // fewer than Needed candidates is an error for that pin only.
 func (a *Allocator) Allocate(ctx context.Context, req sdk.AllocateRequest) ([]sdk.AllocateResult, error) {
-	a.mu.RLock()
-	cfg := a.cfg
-	a.mu.RUnlock()
-	if cfg == nil {
-		return nil, errors.New("allocator.rendezvous: Allocate called before Configure")
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, err
 	}
 	cands := candidates(cfg.Metric, req.Metrics, a.now())
 	index := make(map[sdk.PeerID]int, len(cands))
