@@ -229,8 +229,12 @@ func (c *callConn) Invoke(ctx context.Context, method string, args, reply any, o
 	if _, plain := c.plain.Load(method); plain {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
+	// Sizing is cheaper than encoding a large request twice.
+	if proto.Size(req) > maxCallMessage {
+		return c.conn.Invoke(ctx, method, args, reply, opts...)
+	}
 	message, err := proto.Marshal(req)
-	if err != nil || len(message) > maxCallMessage {
+	if err != nil {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
 	answer := c.call(ctx, method, message)
