@@ -229,18 +229,19 @@ func (c *callConn) Invoke(ctx context.Context, method string, args, reply any, o
 	if _, plain := c.plain.Load(method); plain {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
-	// Sizing is cheaper than encoding a large request twice.
+	// Sizing first spares a large request being encoded twice; the
+	// encoding then reuses the sizes.
 	if proto.Size(req) > maxCallMessage {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
-	message, err := proto.Marshal(req)
+	message, err := proto.MarshalOptions{UseCachedSize: true}.Marshal(req)
 	if err != nil {
 		return c.conn.Invoke(ctx, method, args, reply, opts...)
 	}
 	answer := c.call(ctx, method, message)
 	switch {
 	case answer.plain:
-		if answer.err == errCallsUnsupported {
+		if errors.Is(answer.err, errCallsUnsupported) {
 			c.unsupported.Store(true)
 		} else if answer.call != nil {
 			c.plain.Store(method, true)
