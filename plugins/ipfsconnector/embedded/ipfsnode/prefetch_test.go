@@ -28,7 +28,9 @@ func TestPrefetchServesABatch(t *testing.T) {
 		cids = append(cids, b.Cid())
 	}
 	absent := blks[count-1] // no one provides it during the batch
-	ex := newTestExchange(blks[:count-1]...)
+	// The exchange has the blocks only once the prefetch is counted, so
+	// that none arrives before.
+	ex := newTestExchange()
 	n := openNode(t, Options{Exchange: ex})
 	// One block is local already: it is not asked for.
 	putBlocks(t, n, blks[:1])
@@ -39,6 +41,7 @@ func TestPrefetchServesABatch(t *testing.T) {
 	}
 	// A second Prefetch of the same blocks asks for nothing more.
 	n.Prefetch(ctx, cids)()
+	ex.provide(blks[:count-1]...)
 
 	errs := make([]error, count)
 	var wg sync.WaitGroup
