@@ -381,8 +381,10 @@ echo "data and logs: $dir/peer{1,2,3} (daemon.log in each)"
 {
 	for n in "${peers[@]}"; do echo "http://127.0.0.1:$(rest_port "$n")"; done
 } >"$dir/ready.tmp"
-mv "$dir/ready.tmp" "$dir/ready"
+# The line goes out before the file appears: whoever sees the file finds
+# the line in the output too.
 say "cluster ready ($SECONDS s); Ctrl-C stops it"
+mv "$dir/ready.tmp" "$dir/ready"
 
 # --- foreground until a signal, or until every peer has exited -----------
 
