@@ -267,11 +267,13 @@ type measurement struct {
 	commits, ipfsCalls int64
 }
 
-func (m measurement) wallPerPin() float64 {
-	return float64(m.wall.Nanoseconds()) / 1e3 / float64(m.pins)
+// perPin is d in microseconds per pin of m.
+func (m measurement) perPin(d time.Duration) float64 {
+	return float64(d.Nanoseconds()) / 1e3 / float64(m.pins)
 }
-func (m measurement) cpuPerPin() float64 { return float64(m.cpu.Nanoseconds()) / 1e3 / float64(m.pins) }
-func (m measurement) batch() float64     { return float64(m.pins) / float64(max(m.commits, 1)) }
+func (m measurement) wallPerPin() float64 { return m.perPin(m.wall) }
+func (m measurement) cpuPerPin() float64  { return m.perPin(m.cpu) }
+func (m measurement) batch() float64      { return float64(m.pins) / float64(max(m.commits, 1)) }
 
 // pinAll runs the measured workload on cids with concurrency pin requests
 // in flight, and measures it.
@@ -435,7 +437,7 @@ func TestPluginBoundaryReport(t *testing.T) {
 				m := r.pinAll(t, cids, concurrency)
 				runs[mode] = append(runs[mode], m)
 				t.Logf("%.1f µs/pin (committed after %.1f), %.1f CPU µs/pin, %.1f pins/commit, %d IPFS Pin calls through the core",
-					m.wallPerPin(), float64(m.committed.Nanoseconds())/1e3/float64(m.pins), m.cpuPerPin(), m.batch(), m.ipfsCalls)
+					m.wallPerPin(), m.perPin(m.committed), m.cpuPerPin(), m.batch(), m.ipfsCalls)
 			})
 		}
 	}
@@ -462,11 +464,11 @@ func TestPluginBoundaryReport(t *testing.T) {
 		parts = append(parts, string(k))
 	}
 	line := "CPU µs/pin by process (processes mode): core " + fmt.Sprintf("%.1f", median(of(modeProcesses, func(m measurement) float64 {
-		return float64(m.cpuBy["core"].Nanoseconds()) / 1e3 / float64(m.pins)
+		return m.perPin(m.cpuBy["core"])
 	})))
 	for _, p := range parts {
 		line += fmt.Sprintf(", %s %.1f", p, median(of(modeProcesses, func(m measurement) float64 {
-			return float64(m.cpuBy[p].Nanoseconds()) / 1e3 / float64(m.pins)
+			return m.perPin(m.cpuBy[p])
 		})))
 	}
 	t.Log(line)
