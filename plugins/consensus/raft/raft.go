@@ -138,18 +138,26 @@ func (c *Consensus) GetPin(ctx context.Context, ci core.Cid) (core.Pin, error) {
 	return decodePin(b)
 }
 
-// GetPins looks up several CIDs; missing ones give a Pin without Cid.
+// GetPins looks up several CIDs in one read of the state; missing ones
+// give a Pin without Cid.
 func (c *Consensus) GetPins(ctx context.Context, cids []core.Cid) ([]core.Pin, error) {
-	out := make([]core.Pin, len(cids))
+	s, err := c.st()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(cids))
 	for i, ci := range cids {
-		p, err := c.GetPin(ctx, ci)
-		switch {
-		case errors.Is(err, core.ErrPinNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			out[i] = p
-		}
+		keys[i] = ci.Bytes()
+	}
+	out := make([]core.Pin, len(cids))
+	err = s.GetEach(keys, func(i int, v []byte) error {
+		// decodePin copies what it keeps: v may be reused after this call.
+		p, err := decodePin(v)
+		out[i] = p
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,3 +51,38 @@ func BenchmarkApplySerial(b *testing.B) { benchApply(b, 1) }
 // BenchmarkApplyConcurrent256 is BenchmarkApplyConcurrent with 256
 // goroutines.
 func BenchmarkApplyConcurrent256(b *testing.B) { benchApply(b, 256) }
+
+// BenchmarkLookup16 looks up 16 keys, half of them missing, as the pinset
+// lookup of a 16-pin commit batch does: one Get at a time against one
+// GetEach.
+func BenchmarkLookup16(b *testing.B) {
+	s := openTest(b, testConfig(b.TempDir(), "peer1"))
+	value := make([]byte, 200)
+	var keys [][]byte
+	var ops []Op
+	for i := range 16 {
+		keys = append(keys, []byte(key(i)))
+		if i%2 == 0 {
+			ops = append(ops, Op{Key: keys[i], Value: value})
+		}
+	}
+	if _, err := s.Apply(context.Background(), ops); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Get", func(b *testing.B) {
+		for b.Loop() {
+			for _, k := range keys {
+				if _, err := s.Get(k); err != nil && !errors.Is(err, ErrNotFound) {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("GetEach", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.GetEach(keys, func(int, []byte) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

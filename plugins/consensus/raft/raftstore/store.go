@@ -322,6 +322,28 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	return out, err
 }
 
+// GetEach looks up keys in one read of the map, all of them as it was at
+// one moment, and calls found with the position and the value of each key
+// present, in the order of keys. The value is valid only during the call.
+// An error from found ends the lookups and is returned.
+func (s *Store) GetEach(keys [][]byte, found func(i int, value []byte) error) error {
+	return s.fsm.view(func(txn *badger.Txn) error {
+		for i, key := range keys {
+			item, err := txn.Get(dataKey(key))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error { return found(i, v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Has reports whether key is in the map.
 func (s *Store) Has(key []byte) (bool, error) {
 	err := s.fsm.view(func(txn *badger.Txn) error {

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,33 @@ func TestSingleVoterBasic(t *testing.T) {
 	}
 	if st := s.Stats(); st["applied_entries"] != "3" || st["applied_ops"] != "8" {
 		t.Fatalf("stats: entries %s ops %s", st["applied_entries"], st["applied_ops"])
+	}
+}
+
+func TestGetEach(t *testing.T) {
+	s := openTest(t, testConfig(t.TempDir(), "peer1"))
+	mustApply(t, s, put("a", "1"), put("c", "3"), Op{Key: []byte("e"), Value: nil})
+
+	keys := [][]byte{[]byte("c"), []byte("b"), []byte("a"), []byte("e"), []byte("a")}
+	var got []string
+	err := s.GetEach(keys, func(i int, v []byte) error {
+		got = append(got, fmt.Sprintf("%d=%s", i, v))
+		return nil
+	})
+	// Missing keys are skipped; a key asked twice is found twice; an empty
+	// value is a value.
+	if want := []string{"0=3", "2=1", "3=", "4=1"}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("GetEach = %q, %v; want %q", got, err, want)
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	err = s.GetEach(keys, func(int, []byte) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("GetEach returned %v after %d calls; want the callback's error after 1", err, calls)
+	}
+	if err := s.GetEach(nil, func(int, []byte) error { return stop }); err != nil {
+		t.Fatalf("GetEach of no keys: %v", err)
 	}
 }
 
@@ -177,6 +205,9 @@ func TestCloseTwiceAndUseAfterClose(t *testing.T) {
 	}
 	if err := s.Iterate(nil, func(k, v []byte) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Iterate after Close: %v", err)
+	}
+	if err := s.GetEach([][]byte{[]byte("k")}, func(int, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("GetEach after Close: %v", err)
 	}
 	a, ok := <-s.Subscribe(context.Background())
 	if !ok || !errors.Is(a.Err, ErrClosed) {
