@@ -2,6 +2,8 @@ package core
 
 import (
 	"encoding/json"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -121,7 +123,32 @@ func (g *GlobalPinInfo) Add(pi PinInfo) {
 	if g.PeerMap == nil {
 		g.PeerMap = make(map[string]PinInfoShort, 1)
 	}
-	g.PeerMap[pi.Peer.String()] = pi.PinInfoShort
+	g.PeerMap[peerKey(pi.Peer)] = pi.PinInfoShort
+}
+
+// maxPeerKeys bounds peerKeys: a cluster has far fewer peers.
+const maxPeerKeys = 4096
+
+// peerKeys caches the string forms of the peer IDs that key PeerMaps. A
+// status stream names the same few peers on every line, and encoding a
+// peer ID in base58 costs more than the rest of Add.
+var (
+	peerKeys     sync.Map // PeerID → string
+	peerKeyCount atomic.Int32
+)
+
+// peerKey returns p.String().
+func peerKey(p PeerID) string {
+	if s, ok := peerKeys.Load(p); ok {
+		return s.(string)
+	}
+	s := p.String()
+	if peerKeyCount.Load() < maxPeerKeys {
+		if _, loaded := peerKeys.LoadOrStore(p, s); !loaded {
+			peerKeyCount.Add(1)
+		}
+	}
+	return s
 }
 
 // Match reports whether any peer's status passes filter.
