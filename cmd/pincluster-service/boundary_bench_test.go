@@ -254,8 +254,8 @@ func (r *boundaryRig) cpuTimes(tb testing.TB) map[string]time.Duration {
 type measurement struct {
 	pins      int
 	wall, cpu time.Duration
-	// committed is how long the Pin calls took: the rest of wall is the
-	// tracking that the last commits still had ahead of them.
+	// committed is how long the Pin calls took: from there to settled,
+	// the tracking that the last commits still had ahead of them.
 	committed time.Duration
 	// settled is when the tracker first had nothing queued or pinning:
 	// from there to wall, the statuses are read and checked.

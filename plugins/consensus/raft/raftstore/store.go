@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -308,17 +309,14 @@ func (s *Store) Close() error {
 // behind the leader (see WaitForIndex).
 func (s *Store) Get(key []byte) ([]byte, error) {
 	var out []byte
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(dataKey(key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		out, err = item.ValueCopy(nil)
-		return err
+	found := false
+	err := s.GetEach([][]byte{key}, func(_ int, v []byte) error {
+		out, found = bytes.Clone(v), true
+		return nil
 	})
+	if err == nil && !found {
+		err = ErrNotFound
+	}
 	return out, err
 }
 
