@@ -138,24 +138,27 @@ func (c *Client) AddFiles(ctx context.Context, files []File, p AddParams) iter.S
 			return
 		}
 		files := slices.Clone(files) // names are filled in below
-		names := make([]string, len(files))
 		for i := range files {
-			f := &files[i]
-			if err := checkFile(f, p.Recursive); err != nil {
+			if err := checkFile(&files[i], p.Recursive); err != nil {
 				yield(zero, err)
 				return
 			}
-			names[i] = f.Name
 		}
 
 		pr, pw := io.Pipe()
 		mw := multipart.NewWriter(pw)
 		up := &uploader{ctx: ctx, mw: mw, p: p, debug: c.debug}
+		// written is closed once the body is written or failed; upErr is
+		// then the reason it failed.
+		written := make(chan struct{})
+		var upErr error
 		go func() {
 			err := up.writeAll(files)
 			if err == nil {
 				err = mw.Close()
 			}
+			upErr = err
+			close(written) // before the pipe tells the transport
 			pw.CloseWithError(err)
 		}()
 		defer pr.CloseWithError(errors.New("upload ended"))
@@ -164,24 +167,26 @@ func (c *Client) AddFiles(ctx context.Context, files []File, p AddParams) iter.S
 			method:      "POST",
 			path:        "/add",
 			query:       p.Query().Encode(),
-			stream:      pr,
+			stream:      &uploadBody{r: pr},
 			contentType: "multipart/form-data; boundary=" + mw.Boundary(),
-			debugBody:   "<multipart body> with " + strings.Join(quoteAll(names), ", "),
 		}
 		for out, err := range stream[core.AddedOutput](c, ctx, r) {
+			if err != nil {
+				// A file that could not be read, or a URL that could
+				// not be fetched, is not the peer's failure.
+				select {
+				case <-written:
+					if upErr != nil {
+						err = upErr
+					}
+				default:
+				}
+			}
 			if !yield(out, err) || err != nil {
 				return
 			}
 		}
 	}
-}
-
-func quoteAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = strconv.Quote(v)
-	}
-	return out
 }
 
 // checkFile validates a top-level entry before anything is sent and fills
@@ -204,6 +209,9 @@ func checkFile(f *File, recursive bool) error {
 		}
 		if fi.IsDir() && !recursive {
 			return fmt.Errorf("%s is a directory: add directories with the recursive option (-r)", f.Path)
+		}
+		if t := fi.Mode().Type(); t != 0 && !fi.IsDir() && t != os.ModeSymlink {
+			return fmt.Errorf("%s: unsupported file type %s (add regular files, directories and symbolic links)", f.Path, t)
 		}
 		if f.Name == "" {
 			abs, err := filepath.Abs(f.Path)
@@ -286,7 +294,6 @@ func (u *uploader) createPart(name, contentType, abspath string, fi os.FileInfo)
 	}
 	h.Set("Content-Disposition", disp)
 	h.Set("Content-Type", contentType)
-	u.debug("Request body part: %s (%s)", name, contentType)
 	return u.mw.CreatePart(h)
 }
 

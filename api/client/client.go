@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,13 +64,22 @@ type Config struct {
 	// limit. WaitFor is bounded by its context only.
 	Timeout time.Duration
 
-	// Debug, when set, receives one message per event of every request:
-	// "<METHOD>: <URL>", "Request body: ...", "Response: <status>",
-	// "Response body: <raw body>" (for streams, one per item as it
-	// arrives), "Response trailer X-Stream-Error: ...". It may be called
-	// from several goroutines at once (during an /add, the upload and the
-	// answer progress together).
+	// Debug, when set, receives the lines IPFS Cluster's client logs at
+	// debug level: "retrying <n> times" before each attempt of a call (n
+	// counts the addresses tried), "<METHOD>: <URL>" for every request,
+	// "Response body: <raw body>" for an answer that is not a stream and
+	// for the error answer of a stream (the body as received, trailing
+	// newline included), "Request accepted" (202), "Request succeeded.
+	// Response has no content" (204), "could not cast error into
+	// api.Error" for an error answer that is not an error object, and
+	// "Response trailer X-Stream-Error: ..." for a stream that failed. It
+	// may be called from several goroutines at once.
 	Debug func(msg string)
+	// DebugError, when set, receives the line IPFS Cluster's client logs
+	// at error level when no address could be reached: "reached maximum
+	// number of retries without success, retries: <n>". When it is nil
+	// and Debug is set, Debug receives it.
+	DebugError func(msg string)
 
 	// Transport, when set, replaces the HTTP transport (TLS and unix
 	// socket settings are then up to it).
@@ -280,16 +290,50 @@ func (c *Client) debug(format string, args ...any) {
 	}
 }
 
+func (c *Client) debugError(format string, args ...any) {
+	switch {
+	case c.cfg.DebugError != nil:
+		c.cfg.DebugError(fmt.Sprintf(format, args...))
+	case c.cfg.Debug != nil:
+		c.cfg.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
 // request describes one HTTP call.
 type request struct {
 	method string
 	path   string // escaped path, starting with /
 	query  string // encoded query, without "?"
 
-	body        []byte    // a body that can be re-sent (retries)
-	stream      io.Reader // a body that cannot (an upload); wins over body
+	body        []byte      // a body that can be re-sent (retries)
+	stream      *uploadBody // a body produced while it is sent; wins over body
 	contentType string
-	debugBody   string // what the debug log shows instead of the body
+}
+
+// resendable reports whether the request may be sent to another address
+// after err: always when its body is held in memory; for an upload, only
+// when the connection was never made and nothing of the body was read.
+func (r *request) resendable(err error) bool {
+	if r.stream == nil {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && r.stream.read.Load() == 0
+}
+
+// uploadBody is the body of an upload. It counts what the transport read
+// and has no Close method, so that a transport that fails to connect does
+// not close the pipe the body is written into: the next address can still
+// be sent all of it.
+type uploadBody struct {
+	r    io.Reader
+	read atomic.Int64
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read.Add(int64(n))
+	return n, err
 }
 
 func (r *request) target() string {
@@ -311,27 +355,25 @@ func (b cancelBody) Close() error {
 	return err
 }
 
-// send performs the request, trying the next API address on network
-// errors when the body can be re-sent. The caller closes the answer's body.
+// send performs the request, trying the next API address when one cannot
+// be reached, as long as the body can be sent again (an upload can, if
+// the failed attempt did not read any of it). The caller closes the
+// answer's body.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	var lastErr error
 	for i, ep := range c.endpoints {
-		if i > 0 {
-			if r.stream != nil {
-				break
-			}
-			c.debug("retrying on %s", ep.base)
-		}
+		c.debug("retrying %d times", i+1)
 		resp, err := c.sendTo(ctx, ep, r)
 		if err == nil {
 			return resp, nil
 		}
 		lastErr = err
 		var ce *ConnectionError
-		if !errors.As(err, &ce) || ctx.Err() != nil {
+		if !errors.As(err, &ce) || ctx.Err() != nil || !r.resendable(err) {
 			return nil, err
 		}
 	}
+	c.debugError("reached maximum number of retries without success, retries: %d", len(c.endpoints))
 	return nil, lastErr
 }
 
@@ -364,12 +406,6 @@ func (c *Client) sendTo(ctx context.Context, ep *endpoint, r *request) (*http.Re
 		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
 	}
 	c.debug("%s: %s", r.method, u)
-	switch {
-	case r.debugBody != "":
-		c.debug("Request body: %s", r.debugBody)
-	case r.body != nil:
-		c.debug("Request body: %s", r.body)
-	}
 	resp, err := ep.httpc.Do(req)
 	if err != nil {
 		ctxErr := ctx.Err()
@@ -379,7 +415,6 @@ func (c *Client) sendTo(ctx context.Context, ep *endpoint, r *request) (*http.Re
 		}
 		return nil, &ConnectionError{URL: ep.base, Err: err}
 	}
-	c.debug("Response: %s", resp.Status)
 	resp.Body = cancelBody{resp.Body, cancel}
 	return resp, nil
 }
@@ -394,24 +429,28 @@ func (c *Client) readError(resp *http.Response) error {
 	if err != nil {
 		return c.bodyError(resp, err)
 	}
-	return decodeError(resp.StatusCode, data)
+	e, ok := decodeError(resp.StatusCode, data)
+	if !ok {
+		c.debug("could not cast error into api.Error")
+	}
+	return e
 }
 
 // decodeError decodes an error body {"code":N,"message":"..."}; a body
-// that is not one becomes the message, with the HTTP status as code.
-func decodeError(status int, data []byte) error {
-	var e core.Error
+// that is not one becomes the message, with the HTTP status as code, and
+// ok is false.
+func decodeError(status int, data []byte) (e core.Error, ok bool) {
 	if err := json.Unmarshal(data, &e); err == nil && (e.Code != 0 || e.Message != "") {
 		if e.Code == 0 {
 			e.Code = status
 		}
-		return e
+		return e, true
 	}
 	msg := strings.TrimSpace(string(data))
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	return core.Error{Code: status, Message: msg}
+	return core.Error{Code: status, Message: msg}, false
 }
 
 // bodyError wraps an error met while reading an answer.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -634,8 +635,13 @@ func TestAddMultipartLayout(t *testing.T) {
 	if len(progress) == 0 || progress[len(progress)-1] != int64(len("hello\nabcde")) {
 		t.Errorf("progress %v", progress)
 	}
-	dbg.has(t, `Request body: <multipart body> with "myfile.txt", "testFolder"`)
-	dbg.has(t, "Request body part: testFolder/sub/d e.txt (application/octet-stream)")
+	// The debug log of an upload is IPFS Cluster's: the attempt and the
+	// request line, nothing of the body nor of the successful stream.
+	dbg.has(t, "retrying 1 times")
+	dbg.has(t, "POST: "+f.srv.URL+"/add?"+p.Query().Encode())
+	if n := len(dbg.all()); n != 2 {
+		t.Errorf("%d debug lines, want 2:\n%s", n, strings.Join(dbg.all(), "\n"))
+	}
 	for _, m := range dbg.all() {
 		if strings.Contains(m, "hello\n") {
 			t.Errorf("file data in the debug log: %q", m)
@@ -748,6 +754,7 @@ func TestDebugHook(t *testing.T) {
 		"GET /pins":                   {status: 204},
 		"POST /pins/ipfs/" + helloV0:  {body: fixturePinResponse},
 		"GET /allocations/" + helloV0: {status: 404, body: fixtureErrNotPin},
+		"GET /health/alerts":          {status: 500, body: "gateway broke"},
 	})
 	dbg := &debugLog{}
 	c := newClient(t, f.srv.URL, func(c *Config) { c.Debug = dbg.add })
@@ -759,20 +766,36 @@ func TestDebugHook(t *testing.T) {
 	_, _ = c.Allocation(ctx, mustCid(t, helloV0))
 	_, _ = c.PeerAdd(ctx, mustPeer(t, peerA))
 
+	_, _ = c.Alerts(ctx) // a 500 whose body is not an error object
+
+	dbg.has(t, "retrying 1 times")
 	dbg.has(t, "GET: "+f.srv.URL+"/version")
-	dbg.has(t, "Response: 200 OK")
-	dbg.has(t, "Response body: "+fixtureVersion)
+	dbg.has(t, "Response body: "+fixtureVersion) // raw, newline included
 	dbg.has(t, "GET: "+f.srv.URL+"/peers")
-	dbg.has(t, "Response body: "+strings.TrimSpace(fixtureID))
-	dbg.has(t, "Response body: "+strings.TrimSpace(fixtureIDError))
 	dbg.has(t, "Response trailer X-Stream-Error: peer gone")
 	dbg.has(t, "GET: "+f.srv.URL+"/pins?local=false&filter=&cids=")
 	dbg.has(t, "Request succeeded. Response has no content")
 	dbg.has(t, "POST: "+f.srv.URL+"/pins/ipfs/"+helloV0+"?mode=recursive&name=x&replication-max=0&replication-min=0&shard-size=0&user-allocations=")
 	dbg.has(t, "Response body: "+fixturePinResponse)
-	dbg.has(t, "Response: 404 Not Found")
 	dbg.has(t, "Response body: "+fixtureErrNotPin)
-	dbg.has(t, `Request body: {"peer_id":"`+peerA+`"}`)
+	dbg.has(t, "Response body: gateway broke")
+	dbg.has(t, "could not cast error into api.Error")
+	// As in IPFS Cluster's client: no status lines, no request bodies,
+	// nothing for the items of a successful stream, one attempt line per
+	// call.
+	attempts := 0
+	for _, m := range dbg.all() {
+		switch {
+		case m == "retrying 1 times":
+			attempts++
+		case strings.HasPrefix(m, "Response:"), strings.HasPrefix(m, "Request body"),
+			m == "Response body: "+fixtureID, m == "Response body: "+fixtureIDError:
+			t.Errorf("unexpected debug line %q", m)
+		}
+	}
+	if attempts != 7 {
+		t.Errorf("%d attempt lines for 7 calls", attempts)
+	}
 }
 
 func TestBasicAuth(t *testing.T) {
@@ -905,11 +928,66 @@ func TestUnreachable(t *testing.T) {
 func TestFailover(t *testing.T) {
 	f := newFake(t, map[string]reply{"GET /version": {body: fixtureVersion}})
 	dbg := &debugLog{}
-	c := newClient(t, fmt.Sprintf("http://127.0.0.1:%d,%s", closedPort(t), f.srv.URL), func(c *Config) { c.Debug = dbg.add })
+	port := closedPort(t)
+	c := newClient(t, fmt.Sprintf("http://127.0.0.1:%d,%s", port, f.srv.URL), func(c *Config) { c.Debug = dbg.add })
 	if v, err := c.Version(ctx(t)); err != nil || v.Version != "1.1.6" {
 		t.Fatalf("failover: %v %v", v, err)
 	}
-	dbg.has(t, "retrying on "+f.srv.URL)
+	dbg.has(t, "retrying 1 times")
+	dbg.has(t, "GET: http://127.0.0.1:"+strconv.Itoa(port)+"/version")
+	dbg.has(t, "retrying 2 times")
+	dbg.has(t, "GET: "+f.srv.URL+"/version")
+
+	// No address answers: the error line, to DebugError when it is set.
+	var errLines []string
+	c = newClient(t, fmt.Sprintf("http://127.0.0.1:%d,http://127.0.0.1:%d", port, port), func(c *Config) {
+		c.DebugError = func(m string) { errLines = append(errLines, m) }
+	})
+	var ce *ConnectionError
+	if _, err := c.Version(ctx(t)); !errors.As(err, &ce) {
+		t.Fatalf("no address: %v", err)
+	}
+	if want := []string{"reached maximum number of retries without success, retries: 2"}; !reflect.DeepEqual(errLines, want) {
+		t.Errorf("error lines %q, want %q", errLines, want)
+	}
+}
+
+// An upload whose first address cannot be reached is sent whole to the
+// next one, files and standard input alike.
+func TestAddFailover(t *testing.T) {
+	f := newFake(t, map[string]reply{"POST /add": {lines: []string{fixtureAddV0}}})
+	c := newClient(t, fmt.Sprintf("http://127.0.0.1:%d,%s", closedPort(t), f.srv.URL))
+	file := filepath.Join(t.TempDir(), "myfile.txt")
+	if err := os.WriteFile(file, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := []File{{Path: file}, {Name: "stdin", Reader: strings.NewReader("from stdin")}}
+	outs, err := collect(c.AddFiles(ctx(t), files, DefaultAddParams()))
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("failover: %v %v", outs, err)
+	}
+	r := f.last()
+	parts := readParts(t, r.contentType, r.body)
+	if len(parts) != 2 || parts[0].body != "hello\n" || parts[1].body != "from stdin" {
+		t.Errorf("parts received: %+v", parts)
+	}
+}
+
+// What fails on the client's side of an upload (a URL that cannot be
+// fetched, a file that is not a file) is reported as such, not as the
+// peer being unreachable.
+func TestAddLocalErrors(t *testing.T) {
+	f := newFake(t, map[string]reply{"POST /add": {lines: []string{fixtureAddV0}}})
+	c := newClient(t, f.srv.URL)
+	missing := httptest.NewServer(http.NotFoundHandler())
+	defer missing.Close()
+	for _, path := range []string{missing.URL + "/x", fmt.Sprintf("http://127.0.0.1:%d/x", closedPort(t)), os.DevNull} {
+		_, err := collect(c.Add(ctx(t), []string{path}, DefaultAddParams()))
+		var ce *ConnectionError
+		if err == nil || errors.As(err, &ce) {
+			t.Errorf("add %s: %v (%T)", path, err, err)
+		}
+	}
 }
 
 func TestTimeout(t *testing.T) {

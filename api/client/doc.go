@@ -38,10 +38,9 @@
 //
 // # Debugging
 //
-// Config.Debug, when set, is called for every request with the method and
-// the full URL, the request body (for /add: the names of the files sent,
-// not their data), the status of the response and the raw response body
-// (for streams, each item as it arrives). Reading it is a quick way to
-// learn the REST API: every call of this package shows the exact HTTP
-// exchange it makes.
+// Config.Debug, when set, receives the lines IPFS Cluster's client logs
+// at debug level: the attempt of every call, its method and full URL, and
+// the raw body of every answer that is not a stream (and of error
+// answers). Reading it is a quick way to learn the REST API: every call of
+// this package shows the exact request it makes.
 package client

@@ -61,7 +61,6 @@ func stream[T any](c *Client, ctx context.Context, r *request) iter.Seq2[T, erro
 				}
 				return
 			}
-			c.debug("Response body: %s", raw)
 			// A server asked not to stream (stream-channels=false)
 			// answers one JSON array: yield its elements.
 			if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {

@@ -102,7 +102,6 @@ func TestAddErrors(t *testing.T) {
 		{"?replication-min=x", ct, 400, "parameter replication-min invalid"},
 		{"?wrap-with-directory=maybe", ct, 400, "parameter wrap-with-directory invalid"},
 		{"?stream-channels=nope", ct, 400, "parameter stream-channels invalid"},
-		{"?hash=nohash", ct, 400, "hash function name not known"},
 		{"?expire-in=1ms", ct, 400, "expire-in duration too short"},
 	}
 	for _, c := range cases {
@@ -153,6 +152,18 @@ func TestAddFailure(t *testing.T) {
 	r = do(t, ts, "POST", "/add", strings.NewReader(raw), hdr)
 	if r.status != 200 || r.body != "" || r.trailer.Get("X-Stream-Error") != "not enough peers to allocate CID" {
 		t.Errorf("error before output: %d %q %v", r.status, r.body, r.trailer)
+	}
+
+	// An unknown hash function is an error of the stream, as in IPFS
+	// Cluster: the adder finds it (CidPrefix checks the parameters as
+	// adder.Add does).
+	f.addFn = func(_ context.Context, _ *multipart.Reader, p adder.Params, _ core.PinOptions, _ func(core.AddedOutput) error) (core.Cid, error) {
+		_, err := p.CidPrefix()
+		return core.UndefCid, err
+	}
+	r = do(t, ts, "POST", "/add?hash=nohash", strings.NewReader(raw), hdr)
+	if r.status != 200 || r.body != "" || r.trailer.Get("X-Stream-Error") != "hash function name not known" {
+		t.Errorf("unknown hash: %d %q %v", r.status, r.body, r.trailer)
 	}
 
 	f.addFn = nil

@@ -256,6 +256,11 @@ func checkArgs(cc *cli.Context, lo, hi int) error {
 	return nil
 }
 
+// optionalArg returns the one optional argument of a command, "" when
+// there is none. An empty argument counts as none, as ipfs-cluster-ctl
+// reads it (pin ls "" lists everything).
+func optionalArg(cc *cli.Context) string { return cc.Args().First() }
+
 func parseCid(s string) (core.Cid, error) {
 	ci, err := core.DecodeCid(s)
 	if err != nil {
@@ -333,8 +338,8 @@ func (c *ctl) cmdPinLs(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if cc.NArg() == 1 {
-		ci, err := parseCid(cc.Args().First())
+	if arg := optionalArg(cc); arg != "" {
+		ci, err := parseCid(arg)
 		if err != nil {
 			return err
 		}
@@ -390,8 +395,8 @@ func (c *ctl) cidOrAll(cc *cli.Context,
 		return err
 	}
 	local := cc.Bool("local")
-	if cc.NArg() == 1 {
-		ci, err := parseCid(cc.Args().First())
+	if arg := optionalArg(cc); arg != "" {
+		ci, err := parseCid(arg)
 		if err != nil {
 			return err
 		}
@@ -473,7 +478,8 @@ func (c *ctl) cmdHealthMetrics(cc *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if cc.NArg() == 0 {
+	name := optionalArg(cc)
+	if name == "" {
 		names, err := api.MetricNames(c.ctx)
 		if err != nil {
 			return err
@@ -481,7 +487,7 @@ func (c *ctl) cmdHealthMetrics(cc *cli.Context) error {
 		c.print(names)
 		return nil
 	}
-	metrics, err := api.Metrics(c.ctx, cc.Args().First())
+	metrics, err := api.Metrics(c.ctx, name)
 	if err != nil {
 		return err
 	}

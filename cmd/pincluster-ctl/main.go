@@ -20,6 +20,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,9 +55,9 @@ a multiaddress (/ip4/…/tcp/…, /dns4/…/tcp/…, /unix/<socket>) or a URL
 (http://host:port, https://host:port). Several addresses may be given
 separated by commas: the next is tried when one cannot be reached.
 
-Use --debug to print every HTTP request the command makes (method, URL
-with its query, body) and the raw answer of the peer: it is the quickest
-way to learn the REST API.
+Use --debug to print every HTTP request the command makes (method and URL
+with its query) and the raw answer of the peer: it is the quickest way to
+learn the REST API.
 
 Exit codes: 0 success; 1 the peer cannot be reached or the command was
 misused; 2 the peer answered with an error; 62 timeout; 125 interrupted.`
@@ -116,18 +119,21 @@ func (c *ctl) report(err error) int {
 	case errors.As(err, &se):
 		c.printServerError(se)
 		return exitServerError
+	// What did not reach the peer, or got no answer, is printed as
+	// ipfs-cluster-ctl prints its client's transport errors: an error
+	// with code 0.
 	case errors.Is(err, context.DeadlineExceeded):
-		c.errorf("error: %v (timed out)", err)
+		c.printServerError(core.Error{Code: 0, Message: err.Error() + " (timed out)"})
 		return exitDeadline
 	case errors.Is(err, context.Canceled):
-		c.errorf("error: %v (interrupted)", err)
+		c.printServerError(core.Error{Code: 0, Message: err.Error() + " (interrupted)"})
 		return exitCanceled
 	case errors.As(err, &ce):
 		msg := ce.Error()
 		if ce.Refused() {
 			msg += " — is the daemon running?"
 		}
-		c.errorf("%s", msg)
+		c.printServerError(core.Error{Code: 0, Message: msg})
 		return exitFailure
 	case errors.As(err, &coder):
 		c.errorf("error: %v", err)
@@ -138,8 +144,9 @@ func (c *ctl) report(err error) int {
 	}
 }
 
-// printServerError prints an error answer of the peer on standard output,
-// in the chosen encoding, as ipfs-cluster-ctl does.
+// printServerError prints an error on standard output, in the chosen
+// encoding, as ipfs-cluster-ctl does: an error answer of the peer, or
+// (code 0) the failure to get one.
 func (c *ctl) printServerError(e core.Error) {
 	if c.enc == "json" {
 		c.printJSON(e)
@@ -154,20 +161,27 @@ func (c *ctl) errorf(format string, args ...any) {
 	fmt.Fprintf(c.stderr, format+"\n", args...)
 }
 
-// debugLog writes a debug line in go-log's console format.
-func (c *ctl) debugLog(logger, msg string) {
+// logLine writes a line in go-log's console format: time, level, logger,
+// the caller's file (its folder and name) and line, message. skip counts
+// the frames between logLine's caller and the caller to name.
+func (c *ctl) logLine(level, logger string, skip int, msg string) {
+	caller := "?"
+	if _, file, line, ok := runtime.Caller(skip + 1); ok {
+		caller = filepath.Base(filepath.Dir(file)) + "/" + filepath.Base(file) + ":" + strconv.Itoa(line)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ts := time.Now().Format("2006-01-02T15:04:05.000Z0700")
-	fmt.Fprintf(c.stderr, "%s\tDEBUG\t%s\t%s\n", ts, logger, strings.TrimRight(msg, "\n"))
+	fmt.Fprintf(c.stderr, "%s\t%s\t%s\t%s\t%s", ts, level, logger, caller, msg)
+	if !strings.HasSuffix(msg, "\n") {
+		fmt.Fprintln(c.stderr)
+	}
 }
 
-func (c *ctl) warn(msg string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ts := time.Now().Format("2006-01-02T15:04:05.000Z0700")
-	fmt.Fprintf(c.stderr, "%s\tWARN\tcluster-ctl\t%s\n", ts, msg)
-}
+// debugLog writes a debug line of the command itself.
+func (c *ctl) debugLog(msg string) { c.logLine("DEBUG", "cluster-ctl", 1, msg) }
+
+func (c *ctl) warn(msg string) { c.logLine("WARN", "cluster-ctl", 1, msg) }
 
 // stderrIsTerminal reports whether standard error is a terminal (the
 // progress bar is only drawn there).
@@ -188,7 +202,7 @@ func (c *ctl) setup(cc *cli.Context) error {
 		return usageErr("error: unsupported encoding %q (use text or json)", c.enc)
 	}
 	if cc.GlobalBool("debug") {
-		c.debugLog("cluster-ctl", "debug level enabled")
+		c.debugLog("debug level enabled")
 	}
 	return nil
 }
@@ -222,7 +236,10 @@ func (c *ctl) api(cc *cli.Context) (*client.Client, error) {
 		}
 	}
 	if cc.GlobalBool("debug") {
-		cfg.Debug = func(msg string) { c.debugLog("apiclient", msg) }
+		// The client's lines name where the client logged them: the
+		// caller of its debug helper, two frames up from here.
+		cfg.Debug = func(msg string) { c.logLine("DEBUG", "apiclient", 2, msg) }
+		cfg.DebugError = func(msg string) { c.logLine("ERROR", "apiclient", 2, msg) }
 	}
 	cl, err := client.New(cfg)
 	if err != nil {

@@ -109,6 +109,10 @@ type Params struct {
 	RawLeavesSet bool
 	// CidVersion is 0 (default) or 1.
 	CidVersion int
+	// CidVersionSet tells that CidVersion was given explicitly: a hash
+	// function other than sha2-256 then conflicts with version 0
+	// (ErrCidV0Hash) instead of implying version 1.
+	CidVersionSet bool
 	// HashFunc is the multihash function name (default "sha2-256"). Any
 	// other function implies CID version 1.
 	HashFunc string
@@ -150,10 +154,19 @@ func DefaultParams() Params {
 // ParseParams reads the add-specific parameters from a request's query
 // string, starting from DefaultParams. Parameters that are absent or empty
 // keep their default value. Errors are *RequestError values.
+//
+// The hash function is not checked here but by Add, once the answer has
+// started, as IPFS Cluster does: an unknown hash function, or one that
+// cid-version=0 cannot carry, is an error of the add stream (Add returns
+// ErrUnknownHash or ErrCidV0Hash). When the hash function is known, its
+// implied settings are applied to the returned Params.
 func ParseParams(q url.Values) (Params, error) {
 	p, err := parseParams(q)
 	if err != nil {
 		return p, badRequest(err)
+	}
+	if withHash, err := p.applyHash(); err == nil {
+		p = withHash
 	}
 	return p, nil
 }
@@ -208,25 +221,17 @@ func parseParams(q url.Values) (Params, error) {
 	}
 	p.RawLeavesSet = set
 
-	cidVersionSet := false
 	if v := q.Get("cid-version"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || (n != 0 && n != 1) {
 			return p, errors.New("parameter cid-version invalid")
 		}
 		p.CidVersion = n
-		cidVersionSet = true
+		p.CidVersionSet = true
 	}
 
 	if h := q.Get("hash"); h != "" {
 		p.HashFunc = h
-	}
-	code, err := hashCode(p.HashFunc)
-	if err != nil {
-		return p, err
-	}
-	if code != mh.SHA2_256 && p.CidVersion == 0 && cidVersionSet {
-		return p, ErrCidV0Hash
 	}
 
 	if v := q.Get("shard-size"); v != "" {
@@ -237,7 +242,7 @@ func parseParams(q url.Values) (Params, error) {
 		p.ShardSize = n
 	}
 
-	return p.normalize()
+	return p.checkOptions()
 }
 
 // parseBool sets *dest from the named boolean query parameter when it is
@@ -283,6 +288,16 @@ func hashCode(name string) (uint64, error) {
 // other than sha2-256 implies CID version 1, and a CID version above 0
 // implies raw leaves unless RawLeaves was set explicitly.
 func (p Params) normalize() (Params, error) {
+	p, err := p.checkOptions()
+	if err != nil {
+		return p, err
+	}
+	return p.applyHash()
+}
+
+// checkOptions validates every parameter but the hash function and fills
+// in the defaults of the empty ones.
+func (p Params) checkOptions() (Params, error) {
 	switch p.Layout {
 	case "", LayoutBalanced, LayoutTrickle:
 	default:
@@ -302,14 +317,23 @@ func (p Params) normalize() (Params, error) {
 	if p.HashFunc == "" {
 		p.HashFunc = DefaultHashFunc
 	}
+	if p.CidVersion != 0 && p.CidVersion != 1 {
+		return p, errors.New("parameter cid-version invalid")
+	}
+	return p, nil
+}
+
+// applyHash checks the hash function and applies the settings it and the
+// CID version imply.
+func (p Params) applyHash() (Params, error) {
 	code, err := hashCode(p.HashFunc)
 	if err != nil {
 		return p, err
 	}
-	if p.CidVersion != 0 && p.CidVersion != 1 {
-		return p, errors.New("parameter cid-version invalid")
-	}
 	if code != mh.SHA2_256 {
+		if p.CidVersion == 0 && p.CidVersionSet {
+			return p, ErrCidV0Hash
+		}
 		p.CidVersion = 1
 	}
 	if p.CidVersion > 0 && !p.RawLeavesSet {

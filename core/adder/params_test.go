@@ -51,7 +51,7 @@ func TestParseParams(t *testing.T) {
 		Layout: "trickle", Chunker: "rabin-16-32-64", RawLeaves: true, RawLeavesSet: true,
 		CidVersion: 1, HashFunc: "SHA2-512", Wrap: true, Hidden: true, Progress: true,
 		Format: "unixfs", Local: true, Recursive: true, StreamChannels: false, NoCopy: true,
-		NoPin: true, Shard: true, ShardSize: 1024,
+		NoPin: true, Shard: true, ShardSize: 1024, CidVersionSet: true,
 	}
 	if p != want {
 		t.Errorf("got  %+v\nwant %+v", p, want)
@@ -98,9 +98,6 @@ func TestParseParamsErrors(t *testing.T) {
 		{"layout=zigzag", "layout parameter is invalid"},
 		{"layout=Trickle", "layout parameter is invalid"},
 		{"format=tar", "format parameter is invalid"},
-		{"hash=sha2-257", "hash function name not known"},
-		{"hash=nope", "hash function name not known"},
-		{"hash=sha2-512&cid-version=0", "CIDv0 only supports sha2-256"},
 		{"cid-version=2", "parameter cid-version invalid"},
 		{"cid-version=-1", "parameter cid-version invalid"},
 		{"cid-version=one", "parameter cid-version invalid"},
@@ -132,19 +129,11 @@ func TestParseParamsErrors(t *testing.T) {
 	if _, err := parse(t, "format=x"); !errors.Is(err, ErrInvalidFormat) {
 		t.Errorf("format error is not ErrInvalidFormat")
 	}
-	if _, err := parse(t, "hash=x"); !errors.Is(err, ErrUnknownHash) {
-		t.Errorf("hash error is not ErrUnknownHash")
-	}
 
 	for _, c := range []string{"size-0", "size--1", "size-x", "foo", "rabin-12-512-1024", "size-99999999", "rabin-1-2"} {
 		_, err := parse(t, "chunker="+c)
 		if err == nil || !strings.HasPrefix(err.Error(), "parameter chunker invalid") {
 			t.Errorf("chunker=%s: got %v", c, err)
-		}
-	}
-	for _, h := range []string{"md5", "identity", "murmur3-x64-64"} {
-		if _, err := parse(t, "hash="+h); err == nil {
-			t.Errorf("hash=%s accepted", h)
 		}
 	}
 	for _, c := range []string{"size-1", "size-2096896", "rabin", "rabin-262144", "rabin-16-32-64", "buzhash", "default"} {
@@ -170,5 +159,39 @@ func TestCidPrefix(t *testing.T) {
 	}
 	if pre.Version != 1 || pre.MhType != mh.BLAKE2B_MIN+31 {
 		t.Errorf("blake2b prefix: %+v", pre)
+	}
+}
+
+// The hash function is Add's to check, as in IPFS Cluster, where a bad one
+// is an error of the add stream: ParseParams accepts it, Add refuses it
+// before reading anything.
+func TestHashErrorsAreAddErrors(t *testing.T) {
+	cases := []struct{ query, err string }{
+		{"hash=sha2-257", "hash function name not known"},
+		{"hash=nope", "hash function name not known"},
+		{"hash=sha2-512&cid-version=0", "CIDv0 only supports sha2-256"},
+		{"hash=md5", "hash function md5 is not allowed"},
+		{"hash=identity", "hash function identity is not allowed"},
+		{"hash=murmur3-x64-64", "hash function murmur3-x64-64 is not allowed"},
+	}
+	for _, tc := range cases {
+		if _, err := parse(t, tc.query); err != nil {
+			t.Errorf("ParseParams(%s): %v", tc.query, err)
+		}
+		_, err := add(t, tc.query, file("a.txt", "whatever"))
+		if err == nil || err.Error() != tc.err {
+			t.Errorf("Add(%s): got error %v, want %q", tc.query, err, tc.err)
+		}
+	}
+	if _, err := add(t, "hash=x", file("a.txt", "whatever")); !errors.Is(err, ErrUnknownHash) {
+		t.Errorf("hash error is not ErrUnknownHash: %v", err)
+	}
+	if _, err := add(t, "hash=sha2-512&cid-version=0", file("a.txt", "whatever")); !errors.Is(err, ErrCidV0Hash) {
+		t.Errorf("CIDv0 error is not ErrCidV0Hash: %v", err)
+	}
+	// A known hash still implies its settings in what ParseParams returns.
+	p, err := parse(t, "hash=sha2-512")
+	if err != nil || p.CidVersion != 1 || !p.RawLeaves {
+		t.Errorf("hash=sha2-512: %+v %v", p, err)
 	}
 }
