@@ -184,7 +184,8 @@ func verifyToken(creds map[string]string, token string, now time.Time) (string, 
 		return "", errors.New("malformed token claims")
 	}
 	key, ok := creds[claims.Iss]
-	if !ok {
+	if !ok || key == "" {
+		// An empty key would let anyone sign: never accept one.
 		return "", errors.New("issuer not found")
 	}
 	sig, err := b64.DecodeString(parts[2])

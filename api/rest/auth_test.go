@@ -254,6 +254,8 @@ func TestTrailingSlash(t *testing.T) {
 		"/nothing/":                      "/nothing",
 		"/pins/ipfs/" + cidA + "/a/":     "/pins/ipfs/" + cidA + "/a",
 		"/monitor/metrics/?x=%2F&y=a+b":  "/monitor/metrics?x=%2F&y=a+b",
+		"//evil.example/":                "/evil.example",
+		"///evil.example/x/":             "/evil.example/x",
 	}
 	for target, loc := range cases {
 		for _, method := range []string{"GET", "POST", "DELETE"} {
@@ -271,5 +273,18 @@ func TestTrailingSlash(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || f.args("Pin") == nil {
 		t.Errorf("followed redirect: %d", resp.StatusCode)
+	}
+}
+
+// A user with an empty password (which the configuration refuses) could
+// not authenticate with a token either: an empty key signs nothing.
+func TestVerifyTokenRefusesEmptyKey(t *testing.T) {
+	creds := map[string]string{"user": "pass", "u2": ""}
+	now := time.Now()
+	if iss, err := verifyToken(creds, makeToken("HS256", map[string]any{"iss": "user"}, "pass"), now); err != nil || iss != "user" {
+		t.Fatalf("good token: %q %v", iss, err)
+	}
+	if iss, err := verifyToken(creds, makeToken("HS256", map[string]any{"iss": "u2"}, ""), now); err == nil {
+		t.Fatalf("token signed with an empty key accepted for %q", iss)
 	}
 }

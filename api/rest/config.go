@@ -367,9 +367,12 @@ func (cfg *Config) Validate() error {
 		}
 		return fmt.Errorf("%s.ssl_key_file: must be set when ssl_cert_file is set", ConfigKey)
 	}
-	for u := range cfg.BasicAuthCredentials {
+	for u, pass := range cfg.BasicAuthCredentials {
 		if u == "" {
 			return fmt.Errorf("%s.basic_auth_credentials: user names must not be empty", ConfigKey)
+		}
+		if pass == "" {
+			return fmt.Errorf("%s.basic_auth_credentials: user %q has an empty password (it also signs the user's tokens): give it one", ConfigKey, u)
 		}
 	}
 	libp2pSet := 0

@@ -131,6 +131,7 @@ func TestConfigErrors(t *testing.T) {
 		`{"max_header_bytes":"big"}`:                               "restapi.max_header_bytes:",
 		`{"basic_auth_credentials":{}}`:                            "restapi.basic_auth_credentials:",
 		`{"basic_auth_credentials":{"":"x"}}`:                      "restapi.basic_auth_credentials:",
+		`{"basic_auth_credentials":{"u":"p","u2":""}}`:             "restapi.basic_auth_credentials: user \"u2\" has an empty password",
 		`{"basic_auth_credentials":[1]}`:                           "restapi.basic_auth_credentials:",
 		`{"http_listen_multiaddress":"garbage"}`:                   "restapi.http_listen_multiaddress:",
 		`{"http_listen_multiaddress":5}`:                           "restapi.http_listen_multiaddress:",

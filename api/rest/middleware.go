@@ -148,7 +148,8 @@ func (s *Server) writeAccessLog(r *http.Request, rw *responseWriter, ts time.Tim
 
 // strictSlash answers 307 Temporary Redirect for any path ending in "/",
 // pointing at the same URL with that slash removed (query kept, relative
-// Location). A 307 keeps the method and body.
+// Location). A 307 keeps the method and body. Leading slashes are folded
+// into one, so that the Location never names another host ("//host").
 func strictSlash(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, "/") {
@@ -157,8 +158,15 @@ func strictSlash(next http.Handler) http.Handler {
 		}
 		u := *r.URL
 		u.Scheme, u.Host, u.User, u.Opaque = "", "", nil, ""
-		u.Path = strings.TrimSuffix(u.Path, "/")
-		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		u.Path = oneLeadingSlash(strings.TrimSuffix(u.Path, "/"))
+		u.RawPath = oneLeadingSlash(strings.TrimSuffix(u.RawPath, "/"))
 		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
 	})
+}
+
+func oneLeadingSlash(p string) string {
+	if !strings.HasPrefix(p, "//") {
+		return p
+	}
+	return "/" + strings.TrimLeft(p, "/")
 }

@@ -310,8 +310,12 @@ func (p ipfsProxy) RepoGC(ctx context.Context) iter.Seq2[core.IPFSRepoGCKey, err
 	})
 }
 
+// Resolve and BlockGet may wait for blocks from the network as long as the
+// connector allows (the embedded one: its pin_timeout; kubo: its
+// ipfs_request_timeout): like streams, they are not bounded by the call
+// timeout, which would take a long wait for a hung plugin.
 func (p ipfsProxy) Resolve(ctx context.Context, path string) (core.Cid, error) {
-	return callValue(ctx, p.base, "Resolve", true, func(ctx context.Context, x core.IPFSConnector) (core.Cid, error) {
+	return callValue(WithCallTimeout(ctx, 0), p.base, "Resolve", true, func(ctx context.Context, x core.IPFSConnector) (core.Cid, error) {
 		return x.Resolve(ctx, path)
 	})
 }
@@ -323,7 +327,7 @@ func (p ipfsProxy) BlockPut(ctx context.Context, blocks []core.Block) error {
 }
 
 func (p ipfsProxy) BlockGet(ctx context.Context, c core.Cid) ([]byte, error) {
-	return callValue(ctx, p.base, "BlockGet", true, func(ctx context.Context, x core.IPFSConnector) ([]byte, error) {
+	return callValue(WithCallTimeout(ctx, 0), p.base, "BlockGet", true, func(ctx context.Context, x core.IPFSConnector) ([]byte, error) {
 		return x.BlockGet(ctx, c)
 	})
 }

@@ -295,6 +295,22 @@ func randomCids(t *testing.T, n int) []core.Cid {
 	return out
 }
 
+// Resolve may wait for the network longer than the call timeout: it is
+// not taken for a hang.
+func TestSupervisorLetsResolveWait(t *testing.T) {
+	t.Parallel()
+	sup := newSupervisor(t, Options{CallTimeout: 100 * time.Millisecond, BackoffBase: 10 * time.Millisecond})
+	start(t, sup, core.KindIPFSConnector, "test", "", testPlugin(t, "ipfs", filepath.Join(t.TempDir(), "unused"), "1000"))
+	pid := infoOf(t, sup, core.KindIPFSConnector).Pid
+	_, err := sup.IPFSConnector().Resolve(context.Background(), "/wait/400ms")
+	if err == nil || !strings.Contains(err.Error(), "nothing found within 400ms") {
+		t.Fatalf("long resolve: %v", err)
+	}
+	if i := infoOf(t, sup, core.KindIPFSConnector); i.Pid != pid || i.Restarts != 0 {
+		t.Fatalf("after a long resolve: %+v", i)
+	}
+}
+
 func TestSupervisorResumesIPFSStreams(t *testing.T) {
 	t.Parallel()
 	t.Run("pin goes on with the requests left", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/pincluster/pincluster/core"
@@ -140,7 +141,15 @@ func (c *testConnector) RepoStat(context.Context) (core.IPFSRepoStat, error) {
 func (c *testConnector) RepoGC(context.Context) iter.Seq2[core.IPFSRepoGCKey, error] {
 	return core.ErrSeq[core.IPFSRepoGCKey](errNotImplemented)
 }
-func (c *testConnector) Resolve(context.Context, string) (core.Cid, error) {
+
+// Resolve of "/wait/<duration>" answers after that long, as a resolve
+// waiting for blocks from the network does.
+func (c *testConnector) Resolve(_ context.Context, path string) (core.Cid, error) {
+	if d, ok := strings.CutPrefix(path, "/wait/"); ok {
+		wait, _ := time.ParseDuration(d)
+		time.Sleep(wait)
+		return core.UndefCid, fmt.Errorf("nothing found within %s", wait)
+	}
 	return core.UndefCid, errNotImplemented
 }
 func (c *testConnector) BlockPut(context.Context, []core.Block) error { return nil }

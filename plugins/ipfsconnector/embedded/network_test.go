@@ -694,6 +694,26 @@ func TestPinWithoutPeers(t *testing.T) {
 		t.Fatalf("failed after %s with a 200ms timeout", took)
 	}
 
+	// Resolving a path and reading a block that are not here fail the
+	// same way, whatever the caller's deadline.
+	for name, call := range map[string]func() error{
+		"resolve": func() error {
+			_, err := c.Resolve(ctx, "/ipfs/"+missing.String()+"/a/b")
+			return err
+		},
+		"block get": func() error {
+			_, err := c.BlockGet(ctx, missing)
+			return err
+		},
+	} {
+		start = time.Now()
+		err := call()
+		took = time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "no IPFS peer is connected") || took > 5*time.Second {
+			t.Fatalf("%s without peers: %v after %s", name, err, took)
+		}
+	}
+
 	// Content that is local needs no peer.
 	b := rawBlock(t, randomBytes(64))
 	if err := c.BlockPut(ctx, []core.Block{b}); err != nil {
@@ -701,5 +721,8 @@ func TestPinWithoutPeers(t *testing.T) {
 	}
 	if e := pinOne(t, ctx, c, core.IPFSPinRequest{Cid: b.Cid, MaxDepth: -1}); e != "" {
 		t.Fatalf("local pin: %s", e)
+	}
+	if got, err := c.BlockGet(ctx, b.Cid); err != nil || len(got) != 64 {
+		t.Fatalf("local block get: %d bytes, %v", len(got), err)
 	}
 }

@@ -120,10 +120,10 @@ type Options struct {
 	// Exchange.
 	NewExchange func(bs blockstore.Blockstore) (exchange.Interface, error)
 
-	// BeforeFetch, when not nil, is called when a pin is about to fetch
-	// blocks through a network exchange, with the first block found
-	// missing. An error aborts the pin (nothing is fetched) and is returned
-	// wrapped. The embedded connector uses it to fail early when no node is
+	// BeforeFetch, when not nil, is called when a pin, a path resolution
+	// or a block read is about to fetch blocks through a network exchange,
+	// with the first block found missing. An error aborts the call
+	// (nothing is fetched) and is returned wrapped. The embedded connector uses it to fail early when no node is
 	// connected to fetch from.
 	BeforeFetch func(ctx context.Context, missing cid.Cid) error
 
@@ -394,11 +394,27 @@ func (n *Node) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if err := n.checkOpen(); err != nil {
 		return nil, err
 	}
+	if err := n.gateFetch(ctx, c); err != nil {
+		return nil, fmt.Errorf("ipfsnode: getting block %s: %w", c, err)
+	}
 	b, err := n.bserv.GetBlock(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("ipfsnode: getting block %s: %w", c, err)
 	}
 	return b, nil
+}
+
+// gateFetch runs the BeforeFetch hook when the read that starts at block c
+// would have to fetch c from the network, as pins do.
+func (n *Node) gateFetch(ctx context.Context, c cid.Cid) error {
+	if n.offline || n.beforeFetch == nil {
+		return nil
+	}
+	has, err := n.bstore.Has(ctx, c)
+	if err != nil || has {
+		return err
+	}
+	return n.beforeFetch(ctx, c)
 }
 
 // HasBlock reports whether the block identified by c is stored locally. It

@@ -39,6 +39,9 @@ func (n *Node) ResolvePath(ctx context.Context, p string) (cid.Cid, []string, er
 	if err != nil {
 		return cid.Undef, nil, err
 	}
+	if err := n.gateFetch(ctx, ip.RootCid()); err != nil {
+		return cid.Undef, nil, fmt.Errorf("ipfsnode: resolving %s: %w", p, err)
+	}
 	c, rest, err := n.resolver.ResolveToLastNode(ctx, ip)
 	if err != nil {
 		return cid.Undef, nil, fmt.Errorf("ipfsnode: resolving %s: %w", p, err)
