@@ -203,6 +203,8 @@ func explainStartError(err error) error {
 		return fmt.Errorf("protocol version mismatch (this peer speaks version %d): %w", core.ProtocolVersion, err)
 	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file"):
 		return fmt.Errorf("executable not found: %w", err)
+	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("the executable did not start as a pincluster plugin (one serves with the SDK's Serve, which prints the handshake line on standard output; check its path and arguments in service.json): %w", err)
 	}
 	return fmt.Errorf("start: %w", err)
 }

@@ -158,6 +158,10 @@ func TestLaunchFailuresSayWhy(t *testing.T) {
 		{"bad config", config.PluginChoice{Kind: core.KindAllocator, Name: "x", External: testPlugin(t, "balanced"),
 			Config: json.RawMessage(`{"allocate_by": 3}`)}, "configure"},
 		{"unknown protocol version", config.PluginChoice{Kind: core.KindAllocator, Name: "x", External: testPlugin(t, "future-protocol")}, "version"},
+		{"not a plugin, exits", config.PluginChoice{Kind: core.KindAllocator, Name: "x",
+			External: &config.ExternalPlugin{Path: "/bin/true"}}, "did not start as a pincluster plugin"},
+		{"not a plugin, prints", config.PluginChoice{Kind: core.KindAllocator, Name: "x",
+			External: &config.ExternalPlugin{Path: "/bin/echo", Args: []string{"hello"}}}, "did not start as a pincluster plugin"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
