@@ -183,7 +183,7 @@ func TestCtlAgainstDaemon(t *testing.T) {
 		e := jsonObject[core.Error](t, js.fails(2, "add", "--format", "car", hello).stdout)
 		// The add stream has started when the import fails: the error
 		// comes in the trailer (code 500).
-		if e.Code != 500 || !strings.Contains(e.Message, "car") {
+		if e.Code != 500 || !strings.Contains(e.Message, "hello.txt: invalid CAR file") {
 			t.Fatalf("json server error: %+v", e)
 		}
 		ctl.fails(1, "add", filepath.Join(dir, "missing"))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"path"
+	"strings"
 
 	chunker "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/files"
@@ -44,8 +45,18 @@ var (
 // directory, Cid is its CID, Name its path (as sent by the client; "" for
 // the wrapping directory) and Size its cumulative DAG size (for a dag-pb
 // node, the size of the serialized node plus the sizes of the DAGs it links
-// to; for a raw leaf, its length). For a progress event Cid is cid.Undef and
-// Bytes is the number of bytes of the named file read so far.
+// to; for a raw leaf, its length).
+//
+// For a progress event Cid is cid.Undef, Bytes is the number of bytes of a
+// file read so far and Name is, as IPFS Cluster reports it, the path of
+// the file relative to the top-level entry it belongs to: "" for a
+// top-level file, "b.txt" for "dir/b.txt", and the whole path when
+// wrapping (the wrapping directory is then the top-level entry).
+//
+// A CAR import reports one event: Name is the name of the CAR file part,
+// Cid the root, Bytes the sum of the sizes of the blocks in the file and
+// Size the file size recorded in the root when it is a UnixFS (dag-pb)
+// node, 0 otherwise.
 type Output struct {
 	Name  string
 	Cid   cid.Cid
@@ -56,7 +67,9 @@ type Output struct {
 // IsProgress reports whether o is a progress event.
 func (o Output) IsProgress() bool { return !o.Cid.Defined() }
 
-// Add reads the multipart body of an add request and imports it as UnixFS.
+// Add reads the multipart body of an add request and imports it as UnixFS,
+// or, with format=car, imports the blocks of the CAR file it carries (see
+// importCAR).
 //
 // Top-level entries are imported in order, each as its own DAG, and the
 // returned root is the one of the last entry; with p.Wrap they all go under
@@ -65,26 +78,35 @@ func (o Output) IsProgress() bool { return !o.Cid.Defined() }
 // import. Blocks are handed to sink in batches while the body is read; when
 // Add returns without error every block of the DAG has been handed to the
 // sink (events may be emitted before the sink has received the blocks they
-// name). On error, blocks of a partial import may have reached the sink.
+// name, except the one event of a CAR import, emitted once the sink has
+// them all). On error, blocks of a partial import may have reached the
+// sink.
 //
 // p is validated (and kubo's implied settings applied) as by ParseParams;
-// format=car, nocopy and shard return ErrCARNotSupported,
-// ErrNoCopyNotSupported and ErrShardNotSupported before anything is read. Errors
-// about the parameters and about a malformed body are *RequestError values
-// (HTTP 400, see IsRequestError); errors of the sink, of emit and of ctx are
-// returned as they are.
+// nocopy, shard and format=car with wrap-with-directory return
+// ErrNoCopyNotSupported, ErrShardNotSupported and ErrCARWrap before anything
+// is read. Errors about the parameters and about a malformed body or CAR
+// file are *RequestError values (HTTP 400, see IsRequestError); errors of
+// the sink, of emit and of ctx are returned as they are.
 func Add(ctx context.Context, body *multipart.Reader, p Params, sink BlockSink, emit func(Output) error) (root cid.Cid, err error) {
-	p, err = p.normalize()
+	isCAR := p.Format == FormatCAR
+	if isCAR {
+		// The hash function and CID version do not apply to the
+		// blocks of a CAR file, which keep their CIDs.
+		p, err = p.checkOptions()
+	} else {
+		p, err = p.normalize()
+	}
 	if err != nil {
 		return cid.Undef, badRequest(err)
 	}
 	switch {
-	case p.Format == FormatCAR:
-		return cid.Undef, badRequest(ErrCARNotSupported)
 	case p.NoCopy:
 		return cid.Undef, badRequest(ErrNoCopyNotSupported)
 	case p.Shard:
 		return cid.Undef, badRequest(ErrShardNotSupported)
+	case isCAR && p.Wrap:
+		return cid.Undef, badRequest(ErrCARWrap)
 	}
 	if body == nil {
 		return cid.Undef, errors.New("no multipart body")
@@ -95,9 +117,11 @@ func Add(ctx context.Context, body *multipart.Reader, p Params, sink BlockSink, 
 	if emit == nil {
 		emit = func(Output) error { return nil }
 	}
-	prefix, err := p.CidPrefix()
-	if err != nil {
-		return cid.Undef, err
+	var prefix cid.Prefix
+	if !isCAR {
+		if prefix, err = p.CidPrefix(); err != nil {
+			return cid.Undef, err
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -110,9 +134,22 @@ func Add(ctx context.Context, body *multipart.Reader, p Params, sink BlockSink, 
 	defer top.Close()
 
 	bat := newBatcher(ctx, sink, DefaultBatchBlocks, DefaultBatchBytes)
-	im := &importer{ctx: ctx, p: p, prefix: prefix, dag: bat, emit: emit}
-
-	root, err = im.run(top)
+	var carOut Output
+	if isCAR {
+		carOut, err = importCAR(ctx, top, bat)
+		root = carOut.Cid
+	} else {
+		im := &importer{ctx: ctx, p: p, prefix: prefix, dag: bat, emit: emit}
+		root, err = im.run(top)
+	}
+	if errors.Is(err, ErrCARRootMissing) {
+		// The blocks of a CAR file without its root block are
+		// stored all the same (see readCAR).
+		if cerr := bat.Close(true); cerr != nil {
+			return cid.Undef, cerr
+		}
+		return cid.Undef, err
+	}
 	if err != nil {
 		cancel()
 		bat.Close(false)
@@ -120,6 +157,11 @@ func Add(ctx context.Context, body *multipart.Reader, p Params, sink BlockSink, 
 	}
 	if err := bat.Close(true); err != nil {
 		return cid.Undef, err
+	}
+	if isCAR {
+		if err := emit(carOut); err != nil {
+			return cid.Undef, err
+		}
 	}
 	return root, nil
 }
@@ -131,6 +173,7 @@ type importer struct {
 	prefix cid.Prefix
 	dag    *batcher
 	emit   func(Output) error
+	top    string // path of the top-level entry being imported
 }
 
 // dirResult records an imported directory, to report it after the files.
@@ -162,6 +205,7 @@ func (im *importer) run(top files.Directory) (cid.Cid, error) {
 		}
 		name := it.Name()
 		node := it.Node()
+		im.top = name
 		var nd ipld.Node
 		var err error
 		if d, ok := node.(files.Directory); ok {
@@ -223,6 +267,7 @@ func (im *importer) addFile(f files.File, outPath string) (ipld.Node, error) {
 	r := &fileReader{ctx: im.ctx, r: f, name: outPath}
 	if im.p.Progress {
 		r.emit = im.emit
+		r.progressName = im.progressName(outPath)
 	}
 	spl, err := chunker.FromString(r, im.p.Chunker)
 	if err != nil {
@@ -256,6 +301,20 @@ func (im *importer) addFile(f files.File, outPath string) (ipld.Node, error) {
 		return nil, err
 	}
 	return nd, nil
+}
+
+// progressName returns the name carried by the progress events of the file
+// at outPath: its path relative to the top-level entry it belongs to, which
+// is the wrapping directory when wrapping.
+func (im *importer) progressName(outPath string) string {
+	switch {
+	case im.p.Wrap:
+		return outPath
+	case outPath == im.top:
+		return ""
+	default:
+		return strings.TrimPrefix(outPath, im.top+"/")
+	}
 }
 
 // addSymlink stores a UnixFS symlink node.
@@ -392,10 +451,11 @@ func iterErr(it files.DirIterator) error {
 // the chunker (which would otherwise take a truncated body for the normal
 // end of the file).
 type fileReader struct {
-	ctx  context.Context
-	r    io.Reader
-	name string
-	emit func(Output) error // nil without progress
+	ctx          context.Context
+	r            io.Reader
+	name         string             // path of the file, for errors
+	emit         func(Output) error // nil without progress
+	progressName string             // Name of the progress events
 
 	read     uint64
 	reported uint64
@@ -432,7 +492,7 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	final := r.eof && (r.read != r.reported || r.read == 0)
 	if r.emit != nil && (final || r.read-r.reported >= ProgressInterval) {
 		r.reported = r.read
-		if eerr := r.emit(Output{Name: r.name, Bytes: r.read}); eerr != nil {
+		if eerr := r.emit(Output{Name: r.progressName, Bytes: r.read}); eerr != nil {
 			r.err = eerr
 			return n, eerr
 		}
@@ -448,5 +508,5 @@ func (r *fileReader) finish() error {
 		return nil
 	}
 	r.eof = true
-	return r.emit(Output{Name: r.name, Bytes: r.read})
+	return r.emit(Output{Name: r.progressName, Bytes: r.read})
 }

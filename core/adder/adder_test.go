@@ -450,13 +450,15 @@ func TestProgress(t *testing.T) {
 	if got := res.names(); !slices.Equal(got, []string{"d/big", "d/empty", "d"}) {
 		t.Fatalf("names: %v", got)
 	}
+	// Progress events name files relative to the top-level entry, as
+	// IPFS Cluster does.
 	var big []uint64
 	sawEmpty := false
 	for _, p := range res.progress {
 		switch p.Name {
-		case "d/big":
+		case "big":
 			big = append(big, p.Bytes)
-		case "d/empty":
+		case "empty":
 			sawEmpty = p.Bytes == 0
 		default:
 			t.Errorf("progress for %q", p.Name)
@@ -478,19 +480,58 @@ func TestProgress(t *testing.T) {
 	}
 
 	// Events come in order: progress of a file before its final event.
+	// The progress of a top-level file has an empty name.
+	all := allEvents(t, "progress=true", file("a", "aaa"), file("b", "bb"))
+	if len(all) != 4 || all[0] != (Output{Bytes: 3}) || all[1].Name != "a" || all[1].IsProgress() ||
+		all[2] != (Output{Bytes: 2}) || all[3].Name != "b" || all[3].IsProgress() {
+		t.Errorf("events: %v", all)
+	}
+
+	// When wrapping, the wrapping directory is the top-level entry: files
+	// are named by their whole path.
+	res = mustAdd(t, "progress=true&wrap-with-directory=true",
+		file("a.txt", "a"), dir("d"), file("d/b.txt", "bb"), dir("d/e"), file("d/e/c.txt", "ccc"))
+	var names []string
+	for _, p := range res.progress {
+		names = append(names, p.Name)
+	}
+	if !slices.Equal(names, []string{"a.txt", "d/b.txt", "d/e/c.txt"}) {
+		t.Errorf("progress names when wrapping: %q", names)
+	}
+	// Without wrapping, relative to each top-level directory.
+	res = mustAdd(t, "progress=true", dir("d"), file("d/b.txt", "bb"), dir("d/e"), file("d/e/c.txt", "ccc"), file("top.txt", "t"))
+	names = nil
+	for _, p := range res.progress {
+		names = append(names, p.Name)
+	}
+	if !slices.Equal(names, []string{"b.txt", "e/c.txt", ""}) {
+		t.Errorf("progress names: %q", names)
+	}
+}
+
+// TestProgressAppendixC replays the add with progress of the spec's
+// Appendix C (captured from IPFS Cluster 1.1.6): hello.txt holding
+// "hello\n" gives {"name":"","cid":null,"bytes":6} then the file.
+func TestProgressAppendixC(t *testing.T) {
+	all := allEvents(t, "progress=true", file("hello.txt", "hello\n"))
+	want := []Output{{Name: "", Bytes: 6}, {Name: "hello.txt", Cid: mustCid(t, helloV0), Size: 14}}
+	if !slices.Equal(all, want) {
+		t.Errorf("events:\n got %v\nwant %v", all, want)
+	}
+}
+
+// allEvents runs Add and returns every event it emitted, in order.
+func allEvents(t *testing.T, query string, entries ...entry) []Output {
+	t.Helper()
 	var all []Output
-	_, err := Add(context.Background(), streamBody(t, []entry{file("a", "aaa"), file("b", "bb")}),
-		mustParse(t, "progress=true"), newMemSink(), func(o Output) error {
-			all = append(all, o)
-			return nil
-		})
+	_, err := Add(context.Background(), streamBody(t, entries), mustParse(t, query), newMemSink(), func(o Output) error {
+		all = append(all, o)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 4 || !all[0].IsProgress() || all[0].Bytes != 3 || all[1].Name != "a" || all[1].IsProgress() ||
-		!all[2].IsProgress() || all[2].Name != "b" || all[3].Name != "b" {
-		t.Errorf("events: %v", all)
-	}
+	return all
 }
 
 func mustParse(t testing.TB, query string) Params {
@@ -667,15 +708,6 @@ func TestSinkAndEmitErrors(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: got %v", err)
 	}
-}
-
-func TestCARFormat(t *testing.T) {
-	_, err := add(t, "format=car", file("a.car", "whatever"))
-	if !errors.Is(err, ErrCARNotSupported) || !IsRequestError(err) {
-		t.Errorf("got %v", err)
-	}
-	res := mustAdd(t, "format=unixfs", file("hello.txt", "hello\n"))
-	checkCid(t, "format=unixfs", res.root, helloV0)
 }
 
 func TestUnsupportedOptionsAreRefused(t *testing.T) {

@@ -138,14 +138,19 @@ func (b *batcher) sinkErr() error {
 
 // Add buffers a node, flushing the buffer when it is full.
 func (b *batcher) Add(ctx context.Context, nd ipld.Node) error {
-	if err := b.sinkErr(); err != nil {
-		return err
-	}
 	blk, err := blocks.NewBlockWithCid(nd.RawData(), nd.Cid())
 	if err != nil {
 		return err
 	}
+	return b.addBlock(ctx, blk)
+}
 
+// addBlock buffers a block, flushing the buffer when it is full. Blocks
+// still buffered or recently handed to the sink are not added again.
+func (b *batcher) addBlock(ctx context.Context, blk blocks.Block) error {
+	if err := b.sinkErr(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

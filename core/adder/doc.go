@@ -26,4 +26,9 @@
 // directories bottom-up, and, when wrapping, the wrapping directory last with
 // an empty name. With Params.Progress, progress events (no CID, only the
 // number of bytes read so far) are interleaved while files are read.
+//
+// With format=car the body carries one CAR file (CARv1 or CARv2, read with
+// go-car) instead: its blocks are checked against their CIDs and handed to
+// the sink as they are read, the file must name exactly one root and hold
+// its block, and one event reports the root once the sink has every block.
 package adder

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	cid "github.com/ipfs/go-cid"
 )
 
 const fuzzBoundary = "pinclusterfuzzboundary"
@@ -115,5 +117,91 @@ func FuzzAdd(f *testing.F) {
 		p.Chunker = "size-32"
 		p.Progress = true
 		addBytes(t, body, p)
+	})
+}
+
+// carSeeds returns a few small CAR files, valid and damaged.
+func carSeeds(t testing.TB) [][]byte {
+	src := mustAdd(t, "chunker=size-64", append(planets(), file("planets/long.txt", strings.Repeat("x", 300)))...)
+	v1 := carV1(t, []cid.Cid{src.root}, exportDAG(t, src.sink, src.root, true)...)
+	return [][]byte{
+		v1,
+		carV2(t, v1),
+		v1[:len(v1)/2],
+		carV1(t, nil, exportDAG(t, src.sink, src.root, false)...),
+		[]byte("hello\n"),
+	}
+}
+
+// carBody puts data in a body as the one part of a format=car request.
+func carBody(t testing.TB, data []byte) []byte {
+	return validBody(t, []entry{{path: "f.car", kind: kindFile, data: data}})
+}
+
+// checkCARError fails the test unless err is nil or a *RequestError: with
+// a sink that accepts everything, whatever goes wrong in a CAR import is
+// the fault of the file.
+func checkCARError(t testing.TB, data []byte, err error) {
+	t.Helper()
+	if err != nil && !IsRequestError(err) {
+		t.Errorf("%d-byte CAR file: %v is not a request error", len(data), err)
+	}
+}
+
+// TestGarbageCARs feeds random bytes and damaged CAR files to a format=car
+// import: every call must end with a result or a request error, without
+// panicking or leaving goroutines behind.
+func TestGarbageCARs(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	seeds := carSeeds(t)
+	p := mustParse(t, "format=car")
+	before := runtime.NumGoroutine()
+
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	for i := range n {
+		var data []byte
+		switch i % 3 {
+		case 0: // noise
+			data = make([]byte, rng.Intn(600))
+			rng.Read(data)
+		case 1: // a CAR file with random bytes changed
+			data = bytes.Clone(seeds[rng.Intn(len(seeds))])
+			for range 1 + rng.Intn(4) {
+				if len(data) > 0 {
+					data[rng.Intn(len(data))] = byte(rng.Intn(256))
+				}
+			}
+		case 2: // a CAR file cut, with a piece of another spliced in
+			src := seeds[rng.Intn(len(seeds))]
+			data = bytes.Clone(src[:rng.Intn(len(src)+1)])
+			other := seeds[rng.Intn(len(seeds))]
+			data = append(data, other[rng.Intn(len(other)+1):]...)
+		}
+		checkCARError(t, data, addBytes(t, carBody(t, data), p))
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before+2 {
+		t.Errorf("%d goroutines before, %d after", before, g)
+	}
+}
+
+// FuzzAddCAR checks that no CAR file makes a format=car import panic, hang
+// or fail with anything but a request error. Run it with "go test -fuzz
+// FuzzAddCAR"; plain test runs try the seeds only.
+func FuzzAddCAR(f *testing.F) {
+	for _, s := range carSeeds(f) {
+		f.Add(s)
+	}
+	p := DefaultParams()
+	p.Format = FormatCAR
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkCARError(t, data, addBytes(t, carBody(t, data), p))
 	})
 }

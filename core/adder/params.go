@@ -55,9 +55,10 @@ var (
 	// ErrCidV0Hash is returned when cid-version=0 is requested together
 	// with a hash function other than sha2-256, which CIDv0 cannot carry.
 	ErrCidV0Hash = errors.New("CIDv0 only supports sha2-256")
-	// ErrCARNotSupported is returned by Add for format=car: importing
-	// CAR files is not supported yet.
-	ErrCARNotSupported = errors.New("format=car is not supported yet: adding CAR files is not implemented")
+	// ErrCARWrap is returned by Add for format=car together with
+	// wrap-with-directory=true: a CAR file is imported as it is, under its
+	// own root. The text is IPFS Cluster's.
+	ErrCARWrap = errors.New("cannot wrap a CAR file upload")
 	// ErrNoCopyNotSupported is returned by Add for nocopy=true: the data
 	// added is always stored (there is no filestore or urlstore).
 	ErrNoCopyNotSupported = errors.New("nocopy is not supported: pincluster stores the blocks of what it adds (it has no filestore or urlstore)")
@@ -125,7 +126,11 @@ type Params struct {
 	Hidden bool
 	// Progress adds progress events while files are read.
 	Progress bool
-	// Format is "" or "unixfs" (default) or "car" (not supported yet).
+	// Format is "" or "unixfs" (default), to import files as UnixFS, or
+	// "car", to import the blocks of one CAR file. With "car", Wrap is
+	// refused (ErrCARWrap) and the options that shape a UnixFS import
+	// (layout, chunker, raw leaves, CID version, hash, progress) are
+	// ignored.
 	Format string
 	// Local, Recursive, StreamChannels, NoPin and ShardSize are parsed and
 	// exposed for the caller; the import itself does not act on them.
