@@ -206,15 +206,38 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	// A pin on the member about to go down and on the last.
 	kept := pinOn(t, first, peers[1], last)
 
-	// A member that is down shows as cluster_error.
+	// A member that is down is not asked about a pin allocated elsewhere:
+	// it is remote there, named as it last described itself, in the status
+	// and the recover of that pin (spec §6.9).
 	peers[1].Kill()
 	var g core.GlobalPinInfo
-	expect(t, first.Get("/pins/"+c), 200, &g)
-	if st := g.PeerMap[peers[1].PeerID]; st.Status != core.TrackerStatusClusterError || st.Error == "" {
-		t.Fatalf("a stopped member's entry: %+v", st)
+	for _, r := range []response{first.Get("/pins/" + c), first.Post("/pins/" + c + "/recover")} {
+		expect(t, r, 200, &g)
+		if st := g.PeerMap[peers[1].PeerID]; st.Status != core.TrackerStatusRemote || st.Error != "" || st.IPFS == "" || st.PeerName == "" {
+			t.Fatalf("a stopped member's entry for a pin allocated elsewhere: %+v", st)
+		}
+		if st := g.PeerMap[last.PeerID]; st.Status != core.TrackerStatusPinned {
+			t.Fatalf("the allocated member's entry with another down: %+v", st)
+		}
 	}
-	if st := g.PeerMap[last.PeerID]; st.Status != core.TrackerStatusPinned {
-		t.Fatalf("the allocated member's entry with another down: %+v", st)
+	// It is cluster_error where it is asked: for a pin allocated to it, or
+	// to every peer.
+	for _, ci := range []string{kept, everywhere} {
+		expect(t, first.Get("/pins/"+ci), 200, &g)
+		if st := g.PeerMap[peers[1].PeerID]; st.Status != core.TrackerStatusClusterError || st.Error == "" {
+			t.Fatalf("a stopped member's entry for a pin allocated to it: %+v", st)
+		}
+	}
+	// A GC lists it with its error (spec §4.8).
+	var gc core.GlobalRepoGC
+	expect(t, first.Post("/ipfs/gc"), 200, &gc)
+	if e := gc.PeerMap[peers[1].PeerID]; len(gc.PeerMap) != 3 || e.Error == "" || e.Keys == nil || e.Peer.String() != peers[1].PeerID {
+		t.Fatalf("gc with a member down: %+v", gc)
+	}
+	for _, d := range []*daemon{first, last} {
+		if e := gc.PeerMap[d.PeerID]; e.Error != "" || e.Peername == "" {
+			t.Fatalf("gc on a live member with another down: %+v", e)
+		}
 	}
 	checkGraph(t, first, peers, peers[1])
 

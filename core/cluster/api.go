@@ -106,6 +106,7 @@ func (c *Cluster) Peers(ctx context.Context) iter.Seq2[core.ID, error] {
 func (c *Cluster) peerIDs(ctx context.Context, peers []core.PeerID) ([]core.ID, []error) {
 	client := c.rpc.Client()
 	ids, errs := client.IDs(ctx, peers)
+	defer func() { c.known.remember(peers, ids, errs) }()
 	known := map[core.PeerID][]ma.Multiaddr{}
 	for i := range peers {
 		if errs[i] != nil {
@@ -214,7 +215,7 @@ func (c *Cluster) globalStream(ctx context.Context, seq iter.Seq2[core.PinInfo, 
 }
 
 // Status reports the status of one CID: this peer's (local, or a cluster
-// without network) or every member's.
+// without network) or every member's, as clusterOne asks for it.
 func (c *Cluster) Status(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
 	if !local && c.rpc != nil {
 		return c.clusterOne(ctx, ci, c.rpc.Client().Status)
@@ -239,8 +240,8 @@ func (c *Cluster) StatusAll(ctx context.Context, filter core.TrackerStatus, loca
 	return c.globalStream(ctx, c.tracker().StatusAll(ctx, filter))
 }
 
-// Recover re-queues a CID in error, on this peer (local) or on every
-// member.
+// Recover re-queues a CID in error, on this peer (local) or on the
+// members it is allocated to (clusterOne).
 func (c *Cluster) Recover(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
 	if !local && c.rpc != nil {
 		return c.clusterOne(ctx, ci, c.rpc.Client().Recover)
@@ -258,8 +259,8 @@ func (c *Cluster) RecoverAll(ctx context.Context, local bool) iter.Seq2[core.Glo
 	return c.globalStream(ctx, c.tracker().RecoverAll(ctx))
 }
 
-// Sync re-checks a CID against IPFS, on this peer (local) or on every
-// member.
+// Sync re-checks a CID against IPFS, on this peer (local) or on the
+// members it is allocated to (clusterOne).
 func (c *Cluster) Sync(ctx context.Context, ci core.Cid, local bool) (core.GlobalPinInfo, error) {
 	if !local && c.rpc != nil {
 		return c.clusterOne(ctx, ci, c.rpc.Client().Sync)
@@ -277,30 +278,53 @@ func (c *Cluster) SyncAll(ctx context.Context, local bool) iter.Seq2[core.Global
 	return c.globalStream(ctx, c.tracker().SyncAll(ctx))
 }
 
-// clusterOne makes call about one CID on every member and merges the
-// answers.
-func (c *Cluster) clusterOne(ctx context.Context, ci core.Cid, call peerCall) (core.GlobalPinInfo, error) {
-	gs, err := c.clusterCall(ctx, []core.Cid{ci}, nil, call)
+// RepoGC runs a garbage collection on the IPFS node of this peer (local,
+// or a cluster without network) or of every member at once (spec §4.8,
+// §6.15). A member that cannot run it, or does not answer, has an entry
+// with the error and the keys it removed before failing ([] if none).
+func (c *Cluster) RepoGC(ctx context.Context, local bool) (core.GlobalRepoGC, error) {
+	if local || c.rpc == nil {
+		gc := collectRepoGC(c.self, c.peername, c.ipfs().RepoGC(ctx))
+		return core.GlobalRepoGC{PeerMap: map[string]core.RepoGC{c.self.String(): gc}}, nil
+	}
+	peers, err := c.consensus().Peers(ctx)
 	if err != nil {
-		return core.GlobalPinInfo{}, err
+		return core.GlobalRepoGC{}, err
 	}
-	if gs[0].Created.IsZero() {
-		gs[0].Created = time.Now()
+	gcs := make([]core.RepoGC, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			if p == c.self {
+				gcs[i] = collectRepoGC(p, c.peername, c.ipfs().RepoGC(ctx))
+				return
+			}
+			name := p.String()
+			if id, ok := c.known.get(p); ok {
+				name = id.Peername
+			}
+			gcs[i] = collectRepoGC(p, name, c.rpc.Client().RepoGC(ctx, p))
+		})
 	}
-	return gs[0], nil
+	wg.Wait()
+	out := core.GlobalRepoGC{PeerMap: make(map[string]core.RepoGC, len(peers))}
+	for i, p := range peers {
+		out.PeerMap[p.String()] = gcs[i]
+	}
+	return out, nil
 }
 
-// RepoGC runs a garbage collection on the IPFS node.
-func (c *Cluster) RepoGC(ctx context.Context, local bool) (core.GlobalRepoGC, error) {
-	gc := core.RepoGC{Peer: c.self, Peername: c.peername, Keys: []core.IPFSRepoGCKey{}}
-	for k, err := range c.ipfs().RepoGC(ctx) {
+// collectRepoGC is the RepoGC entry of peer p from the keys a GC streams.
+func collectRepoGC(p core.PeerID, name string, keys iter.Seq2[core.IPFSRepoGCKey, error]) core.RepoGC {
+	gc := core.RepoGC{Peer: p, Peername: name, Keys: []core.IPFSRepoGCKey{}}
+	for k, err := range keys {
 		if err != nil {
 			gc.Error = err.Error()
 			break
 		}
 		gc.Keys = append(gc.Keys, k)
 	}
-	return core.GlobalRepoGC{PeerMap: map[string]core.RepoGC{c.self.String(): gc}}, nil
+	return gc
 }
 
 // ConnectGraph describes the links of every member: each one's view of
@@ -385,12 +409,9 @@ func (c *Cluster) Metrics(ctx context.Context, name string) ([]core.Metric, erro
 func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.Params, opts core.PinOptions, emit func(core.AddedOutput) error) (core.Cid, error) {
 	pin := core.Pin{PinOptions: opts, Type: core.DataType, MaxDepth: maxDepth(opts.Mode)}
 	// Allocate first so that the blocks go where the pin will be.
-	rmin, rmax := opts.ReplicationFactorMin, opts.ReplicationFactorMax
-	if rmin == 0 {
-		rmin = c.cfg.ReplicationFactorMin
-	}
-	if rmax == 0 {
-		rmax = c.cfg.ReplicationFactorMax
+	rmin, rmax, err := c.replication(opts)
+	if err != nil {
+		return core.UndefCid, err
 	}
 	var allocs []core.PeerID
 	if rmin != -1 {
@@ -467,6 +488,11 @@ func (l localIPFS) BlockPut(ctx context.Context, blks []core.Block) error {
 
 func (l localIPFS) SwarmPeers(ctx context.Context) ([]core.PeerID, error) {
 	return l.c.ipfs().SwarmPeers(ctx)
+}
+
+// RepoGC runs a GC on the IPFS node for another peer.
+func (l localIPFS) RepoGC(ctx context.Context) iter.Seq2[core.IPFSRepoGCKey, error] {
+	return l.c.ipfs().RepoGC(ctx)
 }
 
 // clusterService serves the cluster's calls to other peers (ServiceCluster).

@@ -373,7 +373,9 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 		return
 	}
 
-	now := time.Now()
+	// Pins carry their times to the second, as IPFS Cluster's pinset
+	// keeps them (in the local time zone).
+	now := toSecond(time.Now())
 	ops := make([]core.PinOp, len(live))
 	for i, req := range live {
 		if req.remove {
@@ -381,6 +383,7 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 			continue
 		}
 		req.pin.Timestamp = now
+		req.pin.ExpireAt = toSecond(req.pin.ExpireAt)
 		ops[i] = core.PinOp{Pin: req.pin}
 	}
 	if err := c.consensus().Commit(cctx, ops); err != nil {
@@ -441,19 +444,30 @@ func (c *Cluster) prepare(ctx context.Context, req *writeRequest) error {
 		*pin = updatedFrom(from, *pin)
 		req.preset = from.Allocations
 	}
-	if pin.ReplicationFactorMin == 0 {
-		pin.ReplicationFactorMin = c.cfg.ReplicationFactorMin
-	}
-	if pin.ReplicationFactorMax == 0 {
-		pin.ReplicationFactorMax = c.cfg.ReplicationFactorMax
-	}
-	if err := config.ValidateReplication(pin.ReplicationFactorMin, pin.ReplicationFactorMax); err != nil {
-		return fmt.Errorf("cluster.%w", err)
+	var err error
+	if pin.ReplicationFactorMin, pin.ReplicationFactorMax, err = c.replication(pin.PinOptions); err != nil {
+		return err
 	}
 	if !pin.ExpireAt.IsZero() && pin.ExpireAt.Before(time.Now()) {
 		return errors.New("pin.ExpireAt set before current time")
 	}
 	return nil
+}
+
+// replication returns the replication factors of opts, the configured
+// ones where opts has none, once checked.
+func (c *Cluster) replication(opts core.PinOptions) (rmin, rmax int, err error) {
+	rmin, rmax = opts.ReplicationFactorMin, opts.ReplicationFactorMax
+	if rmin == 0 {
+		rmin = c.cfg.ReplicationFactorMin
+	}
+	if rmax == 0 {
+		rmax = c.cfg.ReplicationFactorMax
+	}
+	if err := config.ValidateReplication(rmin, rmax); err != nil {
+		return 0, 0, fmt.Errorf("cluster.%w", err)
+	}
+	return rmin, rmax, nil
 }
 
 func checkRemovable(p core.Pin) error {
@@ -464,4 +478,12 @@ func checkRemovable(p core.Pin) error {
 		return errors.New("cannot unpin a Cluster DAG directly. Unpin content root CID instead")
 	}
 	return nil
+}
+
+// toSecond is t without its fraction of a second; the zero time stays zero.
+func toSecond(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.Unix(t.Unix(), 0)
 }

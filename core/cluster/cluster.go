@@ -40,6 +40,8 @@ type Cluster struct {
 	monitor   *monitor
 	informers []informer
 	members   *members
+	// known holds how the other members last described themselves.
+	known *knownPeers
 
 	// OnRemoved, when set before Start, is called once if this peer is
 	// removed from the peerset by another: the daemon then shuts down.
@@ -66,9 +68,10 @@ type Cluster struct {
 
 // UseNetwork gives the cluster its peer's libp2p host and the RPC over it,
 // before Start, and serves the cluster's calls there (ID, PeerAdd,
-// PeerRemove, and the metrics other peers publish). The host's addresses
-// are the ones /id reports; this peer's metrics go to every other peer of
-// the consensus peerset.
+// PeerRemove, the local statuses, the IPFS node and its repo GC, and the
+// metrics other peers publish). The host's addresses are the ones /id
+// reports; this peer's metrics go to every other peer of the consensus
+// peerset.
 func (c *Cluster) UseNetwork(h *network.Host, rpc *network.RPC) error {
 	c.net, c.rpc = h, rpc
 	m, err := network.NewMetrics(rpc, c.onMetric)
@@ -98,6 +101,7 @@ func New(cfg *config.Service, self core.PeerID, logger hclog.Logger) (*Cluster, 
 		logger:    logger,
 		monitor:   newMonitor(),
 		members:   newMembers(),
+		known:     newKnownPeers(),
 		informers: infs,
 		writes:    make(chan *writeRequest, maxWriteBatch),
 		stopping:  make(chan struct{}),

@@ -80,6 +80,14 @@ const baseConfig = `{
 
 func add(t *testing.T, c *cluster.Cluster, name, data string, params adder.Params, opts core.PinOptions) (core.Cid, []core.AddedOutput) {
 	t.Helper()
+	root, out, err := tryAdd(c, name, data, params, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, out
+}
+
+func tryAdd(c *cluster.Cluster, name, data string, params adder.Params, opts core.PinOptions) (core.Cid, []core.AddedOutput, error) {
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	fw, _ := w.CreateFormFile("file", name)
@@ -90,10 +98,7 @@ func add(t *testing.T, c *cluster.Cluster, name, data string, params adder.Param
 		out = append(out, o)
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root, out
+	return root, out, err
 }
 
 func waitStatus(t *testing.T, c *cluster.Cluster, ci core.Cid, want core.TrackerStatus) core.PinInfoShort {
@@ -143,13 +148,29 @@ func TestPinFlow(t *testing.T) {
 	if err == nil || err.Error() != "cluster.replication_factor_min is larger than max" {
 		t.Fatalf("bad factors: %v", err)
 	}
+	// An add checks them as a pin does, before anything is allocated.
+	for _, opts := range []core.PinOptions{
+		{ReplicationFactorMin: -5, ReplicationFactorMax: -5},
+		{ReplicationFactorMin: 1, ReplicationFactorMax: -2},
+		{ReplicationFactorMin: 3, ReplicationFactorMax: 2},
+	} {
+		if _, _, err := tryAdd(c, "x.txt", "x", adder.DefaultParams(), opts); err == nil || !strings.HasPrefix(err.Error(), "cluster.replication_factor_min") {
+			t.Fatalf("add with replication %d..%d: %v", opts.ReplicationFactorMin, opts.ReplicationFactorMax, err)
+		}
+	}
 	_, err = c.Pin(ctx, root, core.PinOptions{ExpireAt: time.Now().Add(-time.Hour)})
 	if err == nil || err.Error() != "pin.ExpireAt set before current time" {
 		t.Fatalf("expired: %v", err)
 	}
-	_, err = c.Pin(ctx, root, core.PinOptions{Mode: core.PinModeDirect})
+	_, err = c.PinPath(ctx, "/ipfs/"+root.String(), core.PinOptions{Mode: core.PinModeDirect})
 	if err == nil || !strings.Contains(err.Error(), "already pinned in recursive mode") {
 		t.Fatalf("direct over recursive: %v", err)
+	}
+	// Pin (POST /pins/{cid}) pins recursively whatever the mode, as IPFS
+	// Cluster: re-pinning as direct that way succeeds, and stays recursive.
+	again, err := c.Pin(ctx, root, core.PinOptions{Name: "again", Mode: core.PinModeDirect, ReplicationFactorMin: 1, ReplicationFactorMax: 1})
+	if err != nil || again.MaxDepth != -1 || again.Mode != core.PinModeDirect {
+		t.Fatalf("direct through Pin: %+v %v", again, err)
 	}
 
 	// pin-update copies the options of the pin it updates.
@@ -163,6 +184,12 @@ func TestPinFlow(t *testing.T) {
 	pins, err := core.Collect(c.Allocations(ctx, core.AllType))
 	if err != nil || len(pins) != 2 {
 		t.Fatalf("allocations: %d %v", len(pins), err)
+	}
+	// Times in the pinset are to the second, as in IPFS Cluster's.
+	for _, p := range append(pins, updated) {
+		if p.Timestamp.IsZero() || p.Timestamp.Nanosecond() != 0 {
+			t.Errorf("pin %s timestamp %s", p.Cid, p.Timestamp)
+		}
 	}
 	if _, err := c.Unpin(ctx, root); err != nil {
 		t.Fatal(err)
@@ -322,5 +349,9 @@ func TestConcurrentWritesAreBatchedAndOrdered(t *testing.T) {
 	removed, err := c.Unpin(ctx, root)
 	if err != nil || removed.Name != "last" {
 		t.Fatalf("unpin returned %+v %v", removed, err)
+	}
+	// It is the pin as read from the pinset: origins is a list.
+	if removed.Origins == nil {
+		t.Errorf("unpin returned origins nil, want []")
 	}
 }

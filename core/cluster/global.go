@@ -2,19 +2,28 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"slices"
 	"sync"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/pincluster/pincluster/core"
 )
 
 // The status of pins on every peer of the cluster. Each peer serves its
 // own statuses to the others (localTracker, ServiceTracker); a peer asked
-// for the cluster-wide form asks every member of the consensus peerset,
-// itself included (answered in process), and merges the answers. A member
-// that does not answer appears as cluster_error.
+// for the cluster-wide form asks the members concerned, itself included
+// (answered in process), and merges the answers. For one CID those are the
+// peers the pin is allocated to, or every member for a pin allocated
+// everywhere; the other members are written in as remote, and every member
+// as unpinned for a CID outside the pinset, without being asked (spec
+// §6.9). The status of the whole pinset asks every member. A peer asked
+// that does not answer appears as cluster_error. The entries written in
+// name each peer as it last described itself (knownPeers).
 
 // localTracker serves this peer's statuses to the other peers, completed
 // with what only the core knows (peer name, IPFS identity).
@@ -97,6 +106,38 @@ func (c *Cluster) clusterCall(ctx context.Context, cids []core.Cid, mine []core.
 	if mine != nil {
 		peers = slices.DeleteFunc(peers, func(p core.PeerID) bool { return p == c.self })
 	}
+	answers, errs := askPeers(ctx, peers, cids, call)
+	now := time.Now()
+	failed := make([]core.PinInfoShort, len(peers))
+	for i, p := range peers {
+		if errs[i] != nil {
+			failed[i] = c.peerEntry(ctx, p, core.TrackerStatusClusterError, now)
+			failed[i].Error = errs[i].Error()
+		}
+	}
+	out := make([]core.GlobalPinInfo, len(cids))
+	for j, ci := range cids {
+		if mine != nil {
+			out[j].Add(mine[j])
+		}
+		for i, p := range peers {
+			if errs[i] != nil {
+				out[j].Add(entryOf(core.PinInfo{Cid: ci, Peer: p, Allocations: []core.PeerID{}, Origins: []string{}}, failed[i]))
+				continue
+			}
+			out[j].Add(answers[i][j])
+		}
+		if !out[j].Cid.Defined() {
+			out[j].Cid = ci
+		}
+	}
+	return out, nil
+}
+
+// askPeers makes call about cids on every peer at once, each bounded by
+// peerStatusTimeout; the answers and errors are in the order of peers. An
+// answer without one entry per CID is an error.
+func askPeers(ctx context.Context, peers []core.PeerID, cids []core.Cid, call peerCall) ([][]core.PinInfo, []error) {
 	answers := make([][]core.PinInfo, len(peers))
 	errs := make([]error, len(peers))
 	var wg sync.WaitGroup
@@ -111,33 +152,167 @@ func (c *Cluster) clusterCall(ctx context.Context, cids []core.Cid, mine []core.
 		})
 	}
 	wg.Wait()
-	now := time.Now()
-	out := make([]core.GlobalPinInfo, len(cids))
-	for j, ci := range cids {
-		if mine != nil {
-			out[j].Add(mine[j])
-		}
-		for i, p := range peers {
-			if errs[i] != nil {
-				out[j].Add(clusterError(ci, p, errs[i], now))
-				continue
-			}
-			out[j].Add(answers[i][j])
-		}
-		if !out[j].Cid.Defined() {
-			out[j].Cid = ci
-		}
-	}
-	return out, nil
+	return answers, errs
 }
 
-func clusterError(ci core.Cid, p core.PeerID, err error, now time.Time) core.PinInfo {
-	pi := core.PinInfo{Cid: ci, Peer: p, Allocations: []core.PeerID{}, Origins: []string{}}
-	pi.PeerName = p.String()
-	pi.Status = core.TrackerStatusClusterError
-	pi.Error = err.Error()
-	pi.TS = now
-	return pi
+// clusterOne makes call about one CID on the peers concerned and merges
+// the answers (spec §6.9, §6.13): for a pin of the pinset, the peers it is
+// allocated to, or every member when it is allocated everywhere; the
+// members it is not allocated to are remote, and are not asked. A CID
+// outside the pinset is unpinned on every member, none of them asked.
+// Asked peers that fail are cluster_error.
+func (c *Cluster) clusterOne(ctx context.Context, ci core.Cid, call peerCall) (core.GlobalPinInfo, error) {
+	members, err := c.consensus().Peers(ctx)
+	if err != nil {
+		return core.GlobalPinInfo{}, err
+	}
+	pin, err := c.consensus().GetPin(ctx, ci)
+	if errors.Is(err, core.ErrPinNotFound) {
+		return c.unpinnedEverywhere(ctx, ci, members), nil
+	}
+	if err != nil {
+		return core.GlobalPinInfo{}, err
+	}
+	pin = fromState(pin)
+	asked, remote := members, []core.PeerID(nil)
+	if !allocatedEverywhere(pin) {
+		asked = pin.Allocations
+		remote = slices.DeleteFunc(slices.Clone(members), func(p core.PeerID) bool { return slices.Contains(asked, p) })
+	}
+	answers, errs := askPeers(ctx, asked, []core.Cid{ci}, call)
+	now := time.Now()
+	base := core.PinInfo{
+		Cid:         ci,
+		Name:        pin.Name,
+		Allocations: pin.Allocations,
+		Origins:     pin.Origins,
+		Created:     pin.Timestamp,
+		Metadata:    pin.Metadata,
+	}
+	if base.Allocations == nil {
+		base.Allocations = []core.PeerID{}
+	}
+	var g core.GlobalPinInfo
+	for i, p := range asked {
+		if errs[i] == nil {
+			g.Add(answers[i][0])
+			continue
+		}
+		e := c.peerEntry(ctx, p, core.TrackerStatusClusterError, now)
+		e.Error = errs[i].Error()
+		base.Peer = p
+		g.Add(entryOf(base, e))
+	}
+	for _, p := range remote {
+		base.Peer = p
+		g.Add(entryOf(base, c.peerEntry(ctx, p, core.TrackerStatusRemote, now)))
+	}
+	if !g.Cid.Defined() {
+		g.Cid = ci
+	}
+	if g.Created.IsZero() {
+		g.Created = now
+	}
+	return g, nil
+}
+
+// allocatedEverywhere reports whether every member holds pin: it has no
+// allocations, or its replication factor is -1.
+func allocatedEverywhere(pin core.Pin) bool {
+	return len(pin.Allocations) == 0 || pin.ReplicationFactorMin == -1
+}
+
+// unpinnedEverywhere is the status of a CID outside the pinset: unpinned on
+// every member, created now, with no name nor allocations.
+func (c *Cluster) unpinnedEverywhere(ctx context.Context, ci core.Cid, members []core.PeerID) core.GlobalPinInfo {
+	now := time.Now()
+	base := core.PinInfo{Cid: ci, Allocations: []core.PeerID{}, Origins: []string{}, Created: now}
+	g := core.GlobalPinInfo{Cid: ci, Allocations: base.Allocations, Origins: base.Origins, Created: now}
+	for _, p := range members {
+		base.Peer = p
+		g.Add(entryOf(base, c.peerEntry(ctx, p, core.TrackerStatusUnpinned, now)))
+	}
+	return g
+}
+
+// entryOf is base (the pin's fields and the peer) with the entry e.
+func entryOf(base core.PinInfo, e core.PinInfoShort) core.PinInfo {
+	base.PinInfoShort = e
+	return base
+}
+
+// peerEntry is the entry of p in a peer_map written without p's answer,
+// with status st at now: p's name and IPFS node as p last described
+// itself to this peer (the IPFS addresses that are public only, as IPFS
+// Cluster's ping metric carries them, spec §10), or p's ID as its name
+// when p never did. This peer's own entry has its name and its IPFS node.
+func (c *Cluster) peerEntry(ctx context.Context, p core.PeerID, st core.TrackerStatus, now time.Time) core.PinInfoShort {
+	e := core.PinInfoShort{PeerName: p.String(), Status: st, TS: now}
+	var ipfs core.IPFSID
+	if p == c.self {
+		e.PeerName = c.peername
+		ipfs = c.ipfsID(ctx)
+	} else if id, ok := c.known.get(p); ok {
+		e.PeerName = id.Peername
+		ipfs = id.IPFS
+	}
+	if ipfs.Error == "" {
+		e.IPFS = ipfs.ID
+		e.IPFSAddresses = publicAddrs(ipfs.Addresses)
+	}
+	return e
+}
+
+// publicAddrs keeps the multiaddrs of addrs that are publicly routable.
+func publicAddrs(addrs []string) []string {
+	var out []string
+	for _, s := range addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil && manet.IsPublicAddr(a) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// knownPeers holds the description (GET /id) each member last gave of
+// itself to this peer, for the entries of the members that are not asked
+// or do not answer. It is refreshed whenever this peer asks the members
+// for their IDs: every ipfsConnectInterval (connectIPFS), and at each
+// GET /peers and GET /health/graph.
+type knownPeers struct {
+	mu  sync.RWMutex
+	ids map[core.PeerID]core.ID
+}
+
+func newKnownPeers() *knownPeers { return &knownPeers{ids: map[core.PeerID]core.ID{}} }
+
+// remember records the IDs of the peers that answered (errs[i] == nil).
+func (k *knownPeers) remember(peers []core.PeerID, ids []core.ID, errs []error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, p := range peers {
+		if errs[i] == nil && ids[i].ID == p {
+			k.ids[p] = ids[i]
+		}
+	}
+}
+
+func (k *knownPeers) get(p core.PeerID) (core.ID, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	id, ok := k.ids[p]
+	return id, ok
+}
+
+// retain forgets the peers keep refuses.
+func (k *knownPeers) retain(keep func(core.PeerID) bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for p := range k.ids {
+		if !keep(p) {
+			delete(k.ids, p)
+		}
+	}
 }
 
 // clusterStatusBatch is how many pins of the pinset one status request

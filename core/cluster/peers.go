@@ -81,8 +81,8 @@ func (c *Cluster) onMetric(metric core.Metric) {
 }
 
 // refreshMembers reads the peerset from the consensus, forgets the
-// metrics of peers no longer in it and reports whether this peer was
-// removed from it.
+// metrics and descriptions of peers no longer in it and reports whether
+// this peer was removed from it.
 func (c *Cluster) refreshMembers(ctx context.Context) (removed bool) {
 	peers, err := c.consensus().Peers(ctx)
 	if err != nil {
@@ -91,6 +91,7 @@ func (c *Cluster) refreshMembers(ctx context.Context) (removed bool) {
 	}
 	removed = c.members.set(peers, c.self)
 	c.monitor.retain(c.members.has)
+	c.known.retain(c.members.has)
 	return removed
 }
 
@@ -133,6 +134,7 @@ func (c *Cluster) PeerRemove(ctx context.Context, p core.PeerID) error {
 	}
 	c.members.drop(p)
 	c.monitor.forget(p)
+	c.known.retain(func(q core.PeerID) bool { return q != p })
 	c.reallocate(ctx, []core.PeerID{p})
 	if err := c.consensus().RemovePeer(ctx, p); err != nil {
 		c.members.stale()

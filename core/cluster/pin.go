@@ -9,23 +9,35 @@ import (
 
 // Pin adds a CID to the pinset with the given options and returns the pin as
 // committed, with its effective replication factors and allocations.
+//
+// It is IPFS Cluster's POST /pins/{cid}: the pin is recursive (max_depth
+// -1) even when opts.Mode is direct, which the pin's mode still says.
+// PinPath, IPFS Cluster's POST /pins/ipfs/{cid}, is the one that makes
+// direct pins.
 func (c *Cluster) Pin(ctx context.Context, ci core.Cid, opts core.PinOptions) (core.Pin, error) {
-	pin := core.Pin{PinOptions: opts, Cid: ci, Type: core.DataType, MaxDepth: maxDepth(opts.Mode)}
+	pin := core.Pin{PinOptions: opts, Cid: ci, Type: core.DataType, MaxDepth: -1}
 	return c.pin(ctx, pin, nil)
 }
 
-// PinPath resolves an /ipfs, /ipns or /ipld path and pins the result.
+// PinPath resolves an /ipfs, /ipns or /ipld path and pins the result, to
+// the depth opts.Mode says (direct: the root block only).
 func (c *Cluster) PinPath(ctx context.Context, path string, opts core.PinOptions) (core.Pin, error) {
 	ci, err := c.resolve(ctx, path)
 	if err != nil {
 		return core.Pin{}, err
 	}
-	return c.Pin(ctx, ci, opts)
+	pin := core.Pin{PinOptions: opts, Cid: ci, Type: core.DataType, MaxDepth: maxDepth(opts.Mode)}
+	return c.pin(ctx, pin, nil)
 }
 
-// Unpin removes a CID from the pinset and returns the pin as it was.
+// Unpin removes a CID from the pinset and returns the pin as it was (as
+// read from the pinset, see fromState).
 func (c *Cluster) Unpin(ctx context.Context, ci core.Cid) (core.Pin, error) {
-	return c.write(ctx, &writeRequest{remove: true, pin: core.Pin{Cid: ci}})
+	p, err := c.write(ctx, &writeRequest{remove: true, pin: core.Pin{Cid: ci}})
+	if err != nil {
+		return core.Pin{}, err
+	}
+	return fromState(p), nil
 }
 
 // UnpinPath resolves a path and unpins the result.

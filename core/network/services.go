@@ -58,6 +58,7 @@ const (
 	MethodSyncAll    = "SyncAll"
 	MethodBlockPut   = "BlockPut"
 	MethodSwarmPeers = "SwarmPeers"
+	MethodRepoGC     = "RepoGC"
 	MethodLogMetrics = "LogMetrics"
 )
 
@@ -259,6 +260,9 @@ type IPFSService interface {
 	BlockPut(ctx context.Context, blocks []core.Block) error
 	// SwarmPeers returns the peers the IPFS node is connected to.
 	SwarmPeers(ctx context.Context) ([]core.PeerID, error)
+	// RepoGC runs a garbage collection on the IPFS node and streams the
+	// keys it removes (a stream: a collection outlasts any call timeout).
+	RepoGC(ctx context.Context) iter.Seq2[core.IPFSRepoGCKey, error]
 }
 
 var (
@@ -313,6 +317,9 @@ func RegisterIPFS(r *RPC, s IPFSService) error {
 		}),
 		Handle(r, ServiceIPFS, MethodSwarmPeers, func(ctx context.Context, _ Empty) ([]core.PeerID, error) {
 			return s.SwarmPeers(ctx)
+		}),
+		HandleStream(r, ServiceIPFS, MethodRepoGC, func(ctx context.Context, _ Empty) iter.Seq2[core.IPFSRepoGCKey, error] {
+			return s.RepoGC(ctx)
 		}),
 	)
 }
@@ -423,6 +430,12 @@ func (c Client) SwarmPeers(ctx context.Context, peers []peer.ID) ([][]core.PeerI
 	out := make([][]core.PeerID, len(peers))
 	errs := c.r.MultiCall(ctx, peers, ServiceIPFS, MethodSwarmPeers, Empty{}, Outs(out))
 	return out, errs
+}
+
+// RepoGC runs a garbage collection on p's IPFS node and streams the keys
+// it removes.
+func (c Client) RepoGC(ctx context.Context, p peer.ID) iter.Seq2[core.IPFSRepoGCKey, error] {
+	return Stream[core.IPFSRepoGCKey](ctx, c.r, p, ServiceIPFS, MethodRepoGC, Empty{})
 }
 
 // BlockPut stores a batch of blocks on p's IPFS node.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +19,10 @@ import (
 // fakeServices plays the orchestrator, tracker and IPFS connector of one
 // peer.
 type fakeServices struct {
-	self  peer.ID
-	infos []core.PinInfo
+	self peer.ID
+	// gcKeys are the keys RepoGC removes.
+	gcKeys []core.Cid
+	infos  []core.PinInfo
 
 	mu      sync.Mutex
 	added   []PeerAddRequest
@@ -126,6 +129,21 @@ func (f *fakeServices) BlockPut(ctx context.Context, blocks []core.Block) error 
 }
 
 // SwarmPeers answers one made-up IPFS peer named after the peer.
+// RepoGC streams the keys of gcKeys, then fails when the peer has no IPFS
+// node.
+func (f *fakeServices) RepoGC(ctx context.Context) iter.Seq2[core.IPFSRepoGCKey, error] {
+	return func(yield func(core.IPFSRepoGCKey, error) bool) {
+		for _, k := range f.gcKeys {
+			if !yield(core.IPFSRepoGCKey{Key: k}, nil) {
+				return
+			}
+		}
+		if f.self == "" {
+			yield(core.IPFSRepoGCKey{}, errors.New("no IPFS node"))
+		}
+	}
+}
+
 func (f *fakeServices) SwarmPeers(ctx context.Context) ([]core.PeerID, error) {
 	if f.self == "" {
 		return nil, errors.New("no IPFS node")
@@ -285,6 +303,32 @@ func TestSwarmPeers(t *testing.T) {
 	for i := range ids {
 		if errs[i] != nil || len(swarms[i]) != 1 || swarms[i][0] != ids[i] {
 			t.Fatalf("peer %d: %v %v", i, swarms[i], errs[i])
+		}
+	}
+}
+
+func TestRepoGC(t *testing.T) {
+	peers, fakes := startServices(t, 2)
+	for _, f := range fakes {
+		f.gcKeys = []core.Cid{testCid(t, 1), testCid(t, 2)}
+	}
+	fakes[1].self = "" // its GC fails after the keys
+	c := peers[0].rpc.Client()
+	for i, p := range peers {
+		var keys []core.IPFSRepoGCKey
+		var gcErr error
+		for k, err := range c.RepoGC(ctxT(t), p.ID()) {
+			if err != nil {
+				gcErr = err
+				break
+			}
+			keys = append(keys, k)
+		}
+		if len(keys) != 2 || (i == 1) != (gcErr != nil) {
+			t.Fatalf("peer %d: %d keys, %v", i, len(keys), gcErr)
+		}
+		if i == 1 && !strings.Contains(gcErr.Error(), "no IPFS node") {
+			t.Fatalf("peer %d: %v", i, gcErr)
 		}
 	}
 }
