@@ -172,10 +172,9 @@ func (c *ctl) logLine(level, logger string, skip int, msg string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ts := time.Now().Format("2006-01-02T15:04:05.000Z0700")
-	fmt.Fprintf(c.stderr, "%s\t%s\t%s\t%s\t%s", ts, level, logger, caller, msg)
-	if !strings.HasSuffix(msg, "\n") {
-		fmt.Fprintln(c.stderr)
-	}
+	// As go-log: a message that ends with a newline (a raw answer body)
+	// is followed by an empty line.
+	fmt.Fprintf(c.stderr, "%s\t%s\t%s\t%s\t%s\n", ts, level, logger, caller, msg)
 }
 
 // debugLog writes a debug line of the command itself.
