@@ -94,6 +94,7 @@ func New(cfg *config.Service, self core.PeerID, logger hclog.Logger) (*Cluster, 
 	if err != nil {
 		return nil, err
 	}
+	infs = append([]informer{&pingInformer{interval: cfg.Cluster.MonitorPingInterval.D()}}, infs...)
 	return &Cluster{
 		cfg:       cfg.Cluster,
 		self:      self,

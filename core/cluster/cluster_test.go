@@ -257,8 +257,16 @@ func TestPathsPeersMetricsGraph(t *testing.T) {
 		t.Fatalf("peers %+v %v", peers, err)
 	}
 	names, _ := c.MetricNames(ctx)
-	if strings.Join(names, ",") != "freespace,pinqueue,tag:group" {
+	if strings.Join(names, ",") != "freespace,ping,pinqueue,tag:group" {
 		t.Fatalf("metric names %v", names)
+	}
+	// The ping metric says who this peer is, as IPFS Cluster's (its IPFS
+	// addresses: the public ones only, none here).
+	pings, _ := c.Metrics(ctx, "ping")
+	want := `{"peer_name":"` + c.ID(ctx).Peername + `","ipfs_id":"` + id.IPFS.ID.String() + `","ipfs_addresses":[]}`
+	if len(pings) != 1 || pings[0].Peer != self || !pings[0].Valid || pings[0].Value != want ||
+		time.Duration(pings[0].Expire-pings[0].ReceivedAt) != 30*time.Second {
+		t.Fatalf("ping %+v, want the value %s", pings, want)
 	}
 	ms, _ := c.Metrics(ctx, "freespace")
 	if len(ms) != 1 || ms[0].Peer != self || !ms[0].Valid {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"iter"
 	"slices"
@@ -274,11 +275,11 @@ func publicAddrs(addrs []string) []string {
 	return out
 }
 
-// knownPeers holds the description (GET /id) each member last gave of
-// itself to this peer, for the entries of the members that are not asked
-// or do not answer. It is refreshed whenever this peer asks the members
-// for their IDs: every ipfsConnectInterval (connectIPFS), and at each
-// GET /peers and GET /health/graph.
+// knownPeers holds the description each member last gave of itself to
+// this peer, for the entries of the members that are not asked or do not
+// answer: from the ping metrics the members publish, and whenever this
+// peer asks them for their IDs (every ipfsConnectInterval, and at each
+// GET /peers and GET /health/graph).
 type knownPeers struct {
 	mu  sync.RWMutex
 	ids map[core.PeerID]core.ID
@@ -295,6 +296,28 @@ func (k *knownPeers) remember(peers []core.PeerID, ids []core.ID, errs []error) 
 			k.ids[p] = ids[i]
 		}
 	}
+}
+
+// ping records how the peer of a ping metric describes itself; a value
+// that is not a ping's is ignored.
+func (k *knownPeers) ping(m core.Metric) {
+	var v pingValue
+	if json.Unmarshal([]byte(m.Value), &v) != nil {
+		return
+	}
+	id := core.ID{ID: m.Peer, Peername: v.PeerName, IPFS: core.IPFSID{Addresses: v.IPFSAddresses}}
+	if v.IPFSID != "" {
+		ipfs, err := core.DecodePeerID(v.IPFSID)
+		if err != nil {
+			return
+		}
+		id.IPFS.ID = ipfs
+	} else {
+		id.IPFS.Error = "no IPFS node ID in the ping metric"
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ids[m.Peer] = id
 }
 
 func (k *knownPeers) get(p core.PeerID) (core.ID, bool) {

@@ -392,3 +392,29 @@ func TestRepoGCListsFailingPeers(t *testing.T) {
 		t.Fatalf("local gc: %+v %v", local, err)
 	}
 }
+
+// A member's ping metric tells this peer its name and IPFS node, for the
+// entries written in for it; a value that is not a ping's changes nothing.
+func TestPingMetricNamesTheMember(t *testing.T) {
+	member, err := core.DecodePeerID("12D3KooWCqTHSWzEt9L2spQK2Ng2arbnaA6tqXZhxx8nUT9ygigX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipfs, err := core.DecodePeerID("12D3KooWAGCz9jEGsXPcU5RKBXUSxZHZcyAUvRXHhp16mp8todri")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKnownPeers()
+	k.ping(core.Metric{Name: pingMetric, Peer: member, Valid: true,
+		Value: `{"peer_name":"peer2","ipfs_id":"` + ipfs.String() + `","ipfs_addresses":["/ip4/1.2.3.4/tcp/4001"]}`})
+	id, ok := k.get(member)
+	if !ok || id.Peername != "peer2" || id.IPFS.ID != ipfs || !slices.Equal(id.IPFS.Addresses, []string{"/ip4/1.2.3.4/tcp/4001"}) {
+		t.Fatalf("after a ping: %+v %v", id, ok)
+	}
+	for _, bad := range []string{"", "not json", `{"peer_name":"x","ipfs_id":"garbage"}`} {
+		k.ping(core.Metric{Name: pingMetric, Peer: member, Valid: true, Value: bad})
+		if got, _ := k.get(member); got.Peername != "peer2" {
+			t.Fatalf("value %q replaced the description: %+v", bad, got)
+		}
+	}
+}

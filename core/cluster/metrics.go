@@ -238,6 +238,41 @@ func (n *numpinInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric
 	return []core.Metric{{Name: "numpin", Value: strconv.FormatInt(count, 10), Valid: true}}, nil
 }
 
+// pingMetric is the metric every peer publishes to say it is alive and
+// how it is named, as IPFS Cluster's peers do (spec §10). It is not an
+// informer of the configuration: there is always one, every
+// cluster.monitor_ping_interval, valid for twice that.
+const pingMetric = "ping"
+
+// pingValue is the value of a ping metric, a JSON object.
+type pingValue struct {
+	PeerName string `json:"peer_name"`
+	IPFSID   string `json:"ipfs_id"`
+	// IPFSAddresses are the IPFS node's public addresses only.
+	IPFSAddresses []string `json:"ipfs_addresses"`
+}
+
+type pingInformer struct{ interval time.Duration }
+
+func (p *pingInformer) ttl() time.Duration { return 2 * p.interval }
+
+// measure always gives a valid metric: a peer whose IPFS node does not
+// answer is alive all the same (its ipfs_id is then empty).
+func (p *pingInformer) measure(ctx context.Context, c *Cluster) ([]core.Metric, error) {
+	v := pingValue{PeerName: c.peername, IPFSAddresses: []string{}}
+	if iid := c.ipfsID(ctx); iid.Error == "" {
+		v.IPFSID = iid.ID.String()
+		if pub := publicAddrs(iid.Addresses); pub != nil {
+			v.IPFSAddresses = pub
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []core.Metric{{Name: pingMetric}}, err
+	}
+	return []core.Metric{{Name: pingMetric, Value: string(b), Valid: true}}, nil
+}
+
 // DefaultInformers is the informer section written by init.
 func DefaultInformers() config.Sections {
 	mk := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }

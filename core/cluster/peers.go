@@ -75,6 +75,9 @@ func (m *members) stale() {
 // onMetric is the monitor's hook for every metric received from a peer.
 func (c *Cluster) onMetric(metric core.Metric) {
 	c.monitor.put(metric)
+	if metric.Name == pingMetric && metric.Valid {
+		c.known.ping(metric)
+	}
 	if !c.members.has(metric.Peer) {
 		c.members.stale()
 	}

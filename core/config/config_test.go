@@ -51,6 +51,7 @@ func TestParseServiceErrors(t *testing.T) {
 		"plugin without path":   strings.Replace(minimal, `"cluster": {}`, `"cluster": {}, "plugins": {"x": {}}`, 1),
 		"bad sha256":            strings.Replace(minimal, `"cluster": {}`, `"cluster": {}, "plugins": {"x": {"path": "/x", "sha256": "zz"}}`, 1),
 		"negative gomaxprocs":   strings.Replace(minimal, `"cluster": {}`, `"cluster": {"plugin_gomaxprocs": -1}`, 1),
+		"no ping interval":      strings.Replace(minimal, `"cluster": {}`, `"cluster": {"monitor_ping_interval": "0s"}`, 1),
 		"not json":              `{"cluster": `,
 	}
 	for name, doc := range cases {

@@ -93,6 +93,9 @@ func (c *ClusterConfig) Validate() error {
 	if c.PluginCallTimeout <= 0 {
 		return fmt.Errorf("cluster.plugin_call_timeout must be positive")
 	}
+	if c.MonitorPingInterval <= 0 {
+		return fmt.Errorf("cluster.monitor_ping_interval must be positive")
+	}
 	if c.PluginGOMAXPROCS < 0 {
 		return fmt.Errorf("cluster.plugin_gomaxprocs must be 0 (every CPU) or positive")
 	}
