@@ -62,7 +62,9 @@ func (m *mapConsensus) state() (int, int) {
 }
 
 // forwardPeer is a cluster with only its network and its writer running.
-func forwardPeer(t *testing.T, secret []byte, leader func(self core.PeerID) core.PeerID) (*Cluster, *mapConsensus, *network.Host) {
+// testHost is a libp2p host on loopback with a fresh key, in the private
+// network of secret, and the RPC over it; both end with the test.
+func testHost(t *testing.T, secret []byte) (*network.Host, *network.RPC) {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -77,6 +79,12 @@ func forwardPeer(t *testing.T, secret []byte, leader func(self core.PeerID) core
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, rpc
+}
+
+func forwardPeer(t *testing.T, secret []byte, leader func(self core.PeerID) core.PeerID) (*Cluster, *mapConsensus, *network.Host) {
+	t.Helper()
+	h, rpc := testHost(t, secret)
 	c, err := New(&config.Service{Cluster: config.DefaultClusterConfig()}, h.ID(), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"iter"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
@@ -162,19 +160,7 @@ func statusPeers(t *testing.T, pinset *sharedPinset, names ...string) []*statusP
 	secret := make([]byte, network.SecretSize)
 	var peers []*statusPeer
 	for _, name := range names {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := network.NewHost(network.Config{PrivateKey: key, Secret: secret, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = h.Close() })
-		rpc, err := network.NewRPC(h, network.RPCConfig{CallTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, rpc := testHost(t, secret)
 		cfg := config.DefaultClusterConfig()
 		cfg.Peername = name
 		c, err := New(&config.Service{Cluster: cfg}, h.ID(), hclog.NewNullLogger())
