@@ -210,6 +210,10 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 			return nil, fmt.Errorf("service.json: api.restapi: %w", err)
 		}
 	}
+	// CLUSTER_RESTAPI_* variables override the section, as in IPFS Cluster.
+	if err := restCfg.ApplyEnvVars(os.Getenv); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
 	api, err := rest.NewServer(restCfg, c, logger.Named("restapi"), rest.WithPluginAdmin(p.admin))
 	if err != nil {
 		return nil, fmt.Errorf("service.json: api.restapi: %w", err)

@@ -57,6 +57,7 @@ var (
 	expect        = servicetest.Expect
 	expectError   = servicetest.ExpectError
 	multipartBody = servicetest.Multipart
+	freePort      = servicetest.FreePort
 )
 
 func ndjson[T any](t testing.TB, r response) []T {

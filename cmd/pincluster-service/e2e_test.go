@@ -397,3 +397,17 @@ func TestDaemonKillLeavesNoPlugins(t *testing.T) {
 		}
 	}
 }
+
+// CLUSTER_RESTAPI_* variables override api.restapi, as in IPFS Cluster:
+// here the address the REST API listens on.
+func TestRESTAPIEnvironment(t *testing.T) {
+	dir, _ := newDaemonDir(t)
+	port := freePort(t)
+	t.Setenv("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	d := startDaemon(t, dir, fmt.Sprintf("http://127.0.0.1:%d", port))
+	var id core.ID
+	expect(t, d.Get("/id"), 200, &id)
+	if id.ID.String() != d.PeerID {
+		t.Fatalf("id %+v", id)
+	}
+}

@@ -115,7 +115,13 @@ func defaultService() (*config.Service, error) {
 		API:      config.Sections{},
 		Informer: cluster.DefaultInformers(),
 	}
-	restDefaults, err := json.Marshal(rest.DefaultConfig())
+	restCfg := rest.DefaultConfig()
+	// What CLUSTER_RESTAPI_* variables say is written, as IPFS Cluster's
+	// init does.
+	if err := restCfg.ApplyEnvVars(os.Getenv); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	restDefaults, err := json.Marshal(restCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -15,19 +16,23 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // MarshalJSON writes the duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads a duration string such as "30s".
+// UnmarshalJSON reads a duration string such as "30s". Its errors are
+// *json.UnmarshalTypeError values, which the JSON decoder completes with
+// the key they belong to.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+		return &json.UnmarshalTypeError{Value: string(b) + ` (a duration is a string such as "30s")`, Type: durationType}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return err
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("%q (%v)", s, err), Type: durationType}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+var durationType = reflect.TypeFor[Duration]()
 
 // Decode decodes raw JSON into v, refusing unknown keys. Empty input leaves
 // v untouched, so callers decode over their defaults.

@@ -20,7 +20,7 @@ const (
 	DefaultSnapshotThreshold    = 8192
 	DefaultLeaderLeaseTimeout   = 500 * time.Millisecond
 	DefaultWaitForLeaderTimeout = 15 * time.Second
-	DefaultSnapshotRetain       = 3
+	DefaultSnapshotRetain       = 6
 	DefaultMaxBatchOps          = 1024
 	DefaultMaxBatchBytes        = 1 << 20
 	DefaultSubscriberBuffer     = 1024

@@ -241,7 +241,7 @@ func TestDefaults(t *testing.T) {
 		c.CommitTimeout != 50*time.Millisecond || c.MaxAppendEntries != 64 ||
 		c.TrailingLogs != 10240 || c.SnapshotInterval != 2*time.Minute ||
 		c.SnapshotThreshold != 8192 || c.LeaderLeaseTimeout != 500*time.Millisecond ||
-		c.WaitForLeaderTimeout != 15*time.Second || c.SnapshotRetain != 3 ||
+		c.WaitForLeaderTimeout != 15*time.Second || c.SnapshotRetain != 6 ||
 		!slices.Equal(c.InitPeerset, []string{"p"}) {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
