@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -249,8 +251,9 @@ func (cfg *Config) UnmarshalJSON(b []byte) error {
 }
 
 // LoadJSON replaces cfg with the defaults overlaid with the keys present in
-// raw, then validates it. ConfigDir is kept. Unknown keys are ignored.
-// Errors name the offending key ("restapi.<key>: ...").
+// raw, then validates it. ConfigDir is kept. Unknown keys are errors, so
+// that a misspelt key is not taken for its default. Errors name the
+// offending key ("restapi.<key>: ...").
 func (cfg *Config) LoadJSON(raw []byte) error {
 	def := DefaultConfig()
 	def.ConfigDir = cfg.ConfigDir
@@ -262,14 +265,21 @@ func (cfg *Config) LoadJSON(raw []byte) error {
 	}
 	rv := reflect.ValueOf(j).Elem()
 	rt := rv.Type()
+	known := make([]string, 0, rt.NumField())
 	for i := 0; i < rt.NumField(); i++ {
 		key, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		known = append(known, key)
 		v, ok := values[key]
 		if !ok {
 			continue
 		}
 		if err := json.Unmarshal(v, rv.Field(i).Addr().Interface()); err != nil {
 			return fmt.Errorf("%s.%s: invalid value %s: %w", ConfigKey, key, v, unwrapJSONError(err))
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if !slices.Contains(known, key) {
+			return fmt.Errorf("%s.%s: unknown key", ConfigKey, key)
 		}
 	}
 	if err := def.applyJSONConfig(j); err != nil {

@@ -87,8 +87,7 @@ func TestConfigLoad(t *testing.T) {
 		"cors_allowed_origins": ["http://x"],
 		"cors_max_age": "10m",
 		"ssl_cert_file": "cert.pem",
-		"ssl_key_file": "key.pem",
-		"unknown_key": 1
+		"ssl_key_file": "key.pem"
 	}`
 	cfg := Config{ConfigDir: "/etc/cluster"}
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
@@ -132,6 +131,7 @@ func TestConfigErrors(t *testing.T) {
 		`{"basic_auth_credentials":{}}`:                            "restapi.basic_auth_credentials:",
 		`{"basic_auth_credentials":{"":"x"}}`:                      "restapi.basic_auth_credentials:",
 		`{"basic_auth_credentials":{"u":"p","u2":""}}`:             "restapi.basic_auth_credentials: user \"u2\" has an empty password",
+		`{"read_timout":"1s"}`:                                     "restapi.read_timout: unknown key",
 		`{"basic_auth_credentials":[1]}`:                           "restapi.basic_auth_credentials:",
 		`{"http_listen_multiaddress":"garbage"}`:                   "restapi.http_listen_multiaddress:",
 		`{"http_listen_multiaddress":5}`:                           "restapi.http_listen_multiaddress:",

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -72,7 +74,11 @@ func cmdDaemon(g globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("peer ready", "id", ident.ID, "api", p.api.Addrs())
+	var apiAddrs []net.Addr
+	if p.api != nil {
+		apiAddrs = p.api.Addrs()
+	}
+	logger.Info("peer ready", "id", ident.ID, "api", apiAddrs)
 	for ctx.Err() == nil {
 		select {
 		case <-hup:
@@ -92,10 +98,12 @@ type peer struct {
 	plugins *pluginhost.Supervisor
 	admin   *pluginAdmin
 	cluster *cluster.Cluster
-	api     *rest.Server
+	api     *rest.Server // nil without an api.restapi section
 	net     *network.Host
 	// leave: remove this peer from the peerset on shutdown.
 	leave bool
+	// started: every part of the peer started.
+	started bool
 }
 
 // newLauncher returns a launcher that serves built-in plugins from this
@@ -135,6 +143,10 @@ func environment(dir string, svc *config.Service, ident *config.Identity, plugin
 // peerstore file. onRemoved is called if another peer removes this one from
 // the peerset.
 func startPeer(ctx context.Context, dir string, svc *config.Service, ident *config.Identity, logger hclog.Logger, join []ma.Multiaddr, onRemoved func()) (*peer, error) {
+	restRaw, serveREST, err := apiSections(svc, logger)
+	if err != nil {
+		return nil, err
+	}
 	c, err := cluster.New(svc, ident.ID, logger.Named("cluster"))
 	if err != nil {
 		return nil, err
@@ -203,27 +215,49 @@ func startPeer(ctx context.Context, dir string, svc *config.Service, ident *conf
 		}
 		c.PublishMetrics(ctx)
 	}
-	restCfg := rest.DefaultConfig()
-	restCfg.ConfigDir = dir
-	if raw, ok := svc.API["restapi"]; ok {
-		if err := json.Unmarshal(raw, &restCfg); err != nil {
+	if serveREST {
+		restCfg := rest.DefaultConfig()
+		restCfg.ConfigDir = dir
+		if err := json.Unmarshal(restRaw, &restCfg); err != nil {
 			return nil, fmt.Errorf("service.json: api.restapi: %w", err)
 		}
+		// CLUSTER_RESTAPI_* variables override the section, as in IPFS
+		// Cluster.
+		if err := restCfg.ApplyEnvVars(os.Getenv); err != nil {
+			return nil, fmt.Errorf("environment: %w", err)
+		}
+		api, err := rest.NewServer(restCfg, c, logger.Named("restapi"), rest.WithPluginAdmin(p.admin))
+		if err != nil {
+			return nil, fmt.Errorf("service.json: api.restapi: %w", err)
+		}
+		if err := api.Start(); err != nil {
+			return nil, fmt.Errorf("REST API: %w", err)
+		}
+		p.api = api
 	}
-	// CLUSTER_RESTAPI_* variables override the section, as in IPFS Cluster.
-	if err := restCfg.ApplyEnvVars(os.Getenv); err != nil {
-		return nil, fmt.Errorf("environment: %w", err)
-	}
-	api, err := rest.NewServer(restCfg, c, logger.Named("restapi"), rest.WithPluginAdmin(p.admin))
-	if err != nil {
-		return nil, fmt.Errorf("service.json: api.restapi: %w", err)
-	}
-	if err := api.Start(); err != nil {
-		return nil, fmt.Errorf("REST API: %w", err)
-	}
-	p.api = api
-	ok = true
+	ok, p.started = true, true
 	return p, nil
+}
+
+// apiSections reads the api section of service.json as IPFS Cluster does:
+// only the APIs it names are started. The REST API (restapi) is served;
+// IPFS Cluster's pinning service API and IPFS proxy are accepted, with a
+// warning, and not served; any other name is an error.
+func apiSections(svc *config.Service, logger hclog.Logger) (rest json.RawMessage, serve bool, err error) {
+	for _, name := range slices.Sorted(maps.Keys(svc.API)) {
+		switch name {
+		case "restapi":
+		case "pinsvcapi", "ipfsproxy":
+			logger.Warn("service.json: api." + name + " is not served by pincluster: only restapi is started")
+		default:
+			return nil, false, fmt.Errorf("service.json: api.%s: unknown API (pincluster serves restapi; IPFS Cluster's pinsvcapi and ipfsproxy are accepted and not served)", name)
+		}
+	}
+	rest, serve = svc.API["restapi"]
+	if !serve {
+		logger.Warn("service.json has no api.restapi section: the REST API is not started")
+	}
+	return rest, serve, nil
 }
 
 // shutdown stops the API, leaves the peerset when configured to, then
@@ -233,13 +267,13 @@ func (p *peer) shutdown() {
 	defer cancel()
 	if p.api != nil {
 		_ = p.api.Shutdown(ctx)
-		if p.leave {
-			switch left, err := p.cluster.Leave(ctx); {
-			case err != nil:
-				p.logger.Error("leaving the cluster's peerset failed", "error", err)
-			case left:
-				p.logger.Info("left the cluster's peerset")
-			}
+	}
+	if p.started && p.leave {
+		switch left, err := p.cluster.Leave(ctx); {
+		case err != nil:
+			p.logger.Error("leaving the cluster's peerset failed", "error", err)
+		case left:
+			p.logger.Info("left the cluster's peerset")
 		}
 	}
 	p.cluster.Shutdown()

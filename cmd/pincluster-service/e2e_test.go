@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -409,5 +411,32 @@ func TestRESTAPIEnvironment(t *testing.T) {
 	expect(t, d.Get("/id"), 200, &id)
 	if id.ID.String() != d.PeerID {
 		t.Fatalf("id %+v", id)
+	}
+}
+
+// The api section is read as IPFS Cluster reads it: only what it names is
+// started; IPFS Cluster's other APIs are accepted and not served.
+func TestAPISections(t *testing.T) {
+	var logs strings.Builder
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	svc := func(api string) *config.Service {
+		s := &config.Service{}
+		if err := json.Unmarshal([]byte(`{"api": `+api+`}`), s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	raw, serve, err := apiSections(svc(`{"restapi": {"read_timeout": "1s"}, "pinsvcapi": {}, "ipfsproxy": {}}`), logger)
+	if err != nil || !serve || string(raw) != `{"read_timeout": "1s"}` {
+		t.Fatalf("restapi with the others: %s %v %v", raw, serve, err)
+	}
+	if !strings.Contains(logs.String(), "api.ipfsproxy is not served") || !strings.Contains(logs.String(), "api.pinsvcapi is not served") {
+		t.Fatalf("no warning for the APIs not served:\n%s", logs.String())
+	}
+	if _, serve, err := apiSections(svc(`{}`), logger); err != nil || serve {
+		t.Fatalf("no restapi: %v %v", serve, err)
+	}
+	if _, _, err := apiSections(svc(`{"restapj": {}}`), logger); err == nil || !strings.Contains(err.Error(), "api.restapj: unknown API") {
+		t.Fatalf("misspelt API: %v", err)
 	}
 }
