@@ -367,15 +367,8 @@ func (c *Cluster) clusterStatusAll(ctx context.Context, filter core.TrackerStatu
 				return false
 			}
 			for _, g := range gs {
-				if filter != 0 {
-					for p, st := range g.PeerMap {
-						if !st.Status.Match(filter) {
-							delete(g.PeerMap, p)
-						}
-					}
-					if len(g.PeerMap) == 0 {
-						continue
-					}
+				if filter != 0 && !keepMatching(&g, filter) {
+					continue
 				}
 				if !yield(g, nil) {
 					return false
@@ -397,6 +390,24 @@ func (c *Cluster) clusterStatusAll(ctx context.Context, filter core.TrackerStatu
 	}
 }
 
+// keepMatching keeps the entries of g that match filter and reports
+// whether any does. As in IPFS Cluster, where a member that does not answer
+// has a cluster_error entry on every CID the others list, the cluster_error
+// entries of a CID that is listed are kept, and they alone do not list it.
+func keepMatching(g *core.GlobalPinInfo, filter core.TrackerStatus) bool {
+	listed := false
+	for p, st := range g.PeerMap {
+		switch {
+		case st.Status == core.TrackerStatusClusterError:
+		case st.Status.Match(filter):
+			listed = true
+		default:
+			delete(g.PeerMap, p)
+		}
+	}
+	return listed
+}
+
 // pinsetStatuses are the statuses a pin of the pinset can have without an
 // operation in flight. (A filter of errors alone lists the failed
 // operations of the members that answer.)
@@ -414,7 +425,9 @@ func (c *Cluster) clusterOpsStatus(ctx context.Context, filter core.TrackerStatu
 
 // clusterMerge runs stream on every member and merges the items by CID,
 // holding them until every member has answered: for the short lists of
-// operations (status of queued or failed pins, recover all).
+// operations (status of queued or failed pins, recover all). A member
+// whose stream fails has a cluster_error entry on every CID listed, as in
+// IPFS Cluster.
 func (c *Cluster) clusterMerge(ctx context.Context, stream func(context.Context, core.PeerID) iter.Seq2[core.PinInfo, error]) iter.Seq2[core.GlobalPinInfo, error] {
 	return func(yield func(core.GlobalPinInfo, error) bool) {
 		peers, err := c.consensus().Peers(ctx)
@@ -425,12 +438,16 @@ func (c *Cluster) clusterMerge(ctx context.Context, stream func(context.Context,
 		var mu sync.Mutex
 		merged := map[string]*core.GlobalPinInfo{}
 		var order []string
+		failed := map[core.PeerID]error{}
 		var wg sync.WaitGroup
 		for _, p := range peers {
 			wg.Go(func() {
 				for pi, err := range stream(ctx, p) {
 					if err != nil {
-						return // an unreachable member has no operations to list
+						mu.Lock()
+						failed[p] = err
+						mu.Unlock()
+						return
 					}
 					mu.Lock()
 					k := pi.Cid.KeyString()
@@ -446,6 +463,14 @@ func (c *Cluster) clusterMerge(ctx context.Context, stream func(context.Context,
 			})
 		}
 		wg.Wait()
+		now := time.Now()
+		for p, err := range failed {
+			e := c.peerEntry(ctx, p, core.TrackerStatusClusterError, now)
+			e.Error = err.Error()
+			for _, g := range merged {
+				g.Add(entryOf(core.PinInfo{Cid: g.Cid, Peer: p, Allocations: []core.PeerID{}, Origins: []string{}}, e))
+			}
+		}
 		for _, k := range order {
 			if !yield(*merged[k], nil) {
 				return

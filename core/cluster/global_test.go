@@ -111,10 +111,21 @@ func (t *countingTracker) Recover(ctx context.Context, cids []core.Cid) ([]core.
 	return t.answer(ctx, "Recover", cids)
 }
 
-func (t *countingTracker) StatusAll(context.Context, core.TrackerStatus) iter.Seq2[core.PinInfo, error] {
+func (t *countingTracker) StatusAll(_ context.Context, filter core.TrackerStatus) iter.Seq2[core.PinInfo, error] {
 	return func(yield func(core.PinInfo, error) bool) {
 		for _, p := range t.pinset.list() {
-			if !yield(t.info(p), nil) {
+			if pi := t.info(p); (filter == 0 || pi.Status.Match(filter)) && !yield(pi, nil) {
+				return
+			}
+		}
+	}
+}
+
+// RecoverAll lists the pins allocated to this peer, as recovered.
+func (t *countingTracker) RecoverAll(context.Context) iter.Seq2[core.PinInfo, error] {
+	return func(yield func(core.PinInfo, error) bool) {
+		for _, p := range t.pinset.list() {
+			if pi := t.info(p); pi.Status == core.TrackerStatusPinned && !yield(pi, nil) {
 				return
 			}
 		}
@@ -315,6 +326,35 @@ func TestStatusAsksTheAllocatedPeers(t *testing.T) {
 		}
 		if st := g.PeerMap[b.c.self.String()]; st.Status.IsError() {
 			t.Fatalf("status of every pin, %s on a live peer: %+v", g.Name, st)
+		}
+	}
+
+	// Filtered, as IPFS Cluster filters: the pins some live member has
+	// pinned, with only the entries that are pinned and the member that is
+	// down in error on each; a pin that only its error would list is not.
+	pinned, err := core.Collect(self.c.StatusAll(ctx, core.TrackerStatusPinned, false))
+	if err != nil || len(pinned) != 2 {
+		t.Fatalf("status of the pinned pins: %+v %v", pinned, err)
+	}
+	for _, g := range pinned {
+		for p, st := range g.PeerMap {
+			if p == down.c.self.String() && st.Status != core.TrackerStatusClusterError || p != down.c.self.String() && st.Status != core.TrackerStatusPinned {
+				t.Fatalf("pinned pins, %s: the entry of %s is %s", g.Name, p, st.Status)
+			}
+		}
+		if _, ok := g.PeerMap[down.c.self.String()]; !ok {
+			t.Fatalf("pinned pins, %s: no entry for the member that is down", g.Name)
+		}
+	}
+	// The lists merged from every member (recover all) have the member
+	// that is down in error on every CID listed.
+	recovered, err := core.Collect(self.c.RecoverAll(ctx, false))
+	if err != nil || len(recovered) != 2 {
+		t.Fatalf("recover all: %+v %v", recovered, err)
+	}
+	for _, g := range recovered {
+		if st := g.PeerMap[down.c.self.String()]; st.Status != core.TrackerStatusClusterError || st.PeerName != "down" || st.Error == "" || g.Name == "" {
+			t.Fatalf("recover all, %s: the entry of the member that is down: %+v", g.Name, st)
 		}
 	}
 }
