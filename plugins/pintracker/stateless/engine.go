@@ -576,14 +576,20 @@ func (e *engine) finish(op *operation, errText string) {
 			"cid", c.String(), "attempts", op.attempts, "error", errText)
 		return
 	}
+	// Until its retry, the operation is in error, as a failed pin is in
+	// IPFS Cluster until it is recovered: a client waiting for the pin
+	// learns at once that it failed. The retry is an automatic recover;
+	// a Recover, Track, Untrack or Sync before it replaces or ends it.
 	op.retries++
-	e.setPhaseLocked(op, phaseQueued, now)
+	e.setPhaseLocked(op, phaseError, now)
 	delay := backoff(e.cfg.RetryBackoffBase, op.retries-1, time.Hour)
 	time.AfterFunc(delay, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if !e.closed && !op.cancelled && e.ops[c] == op && op.phase == phaseQueued && op.elem == nil && !op.held {
-			e.pushLocked(op, time.Now())
+		if !e.closed && !op.cancelled && e.ops[c] == op && op.phase == phaseError && op.elem == nil && !op.held {
+			now := time.Now()
+			e.setPhaseLocked(op, phaseQueued, now)
+			e.pushLocked(op, now)
 		}
 	})
 }

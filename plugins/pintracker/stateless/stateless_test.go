@@ -47,7 +47,7 @@ var scenarios = []struct {
 	{"PinFlow", scenarioPinFlow},
 	{"ConcurrencyIsBounded", scenarioConcurrencyIsBounded},
 	{"FailureRetriesThenErrorThenRecover", scenarioFailureRetriesThenErrorThenRecover},
-	{"RetryShowsQueuedWithLastError", scenarioRetryShowsQueuedWithLastError},
+	{"RetryShowsErrorUntilRetried", scenarioRetryShowsErrorUntilRetried},
 	{"UnpinFlow", scenarioUnpinFlow},
 	{"RemotePins", scenarioRemotePins},
 	{"MetaPinIsSharded", scenarioMetaPinIsSharded},
@@ -212,9 +212,12 @@ func scenarioFailureRetriesThenErrorThenRecover(t *testing.T, connect connector)
 	h.do(func() { h.failPin[a.Cid] = "boom" })
 	track(t, tr, h, a)
 
-	eventually(t, "pin_error", hasStatus(t, tr, a.Cid, core.TrackerStatusPinError))
-	info := status(t, tr, a.Cid)
-	if info.AttemptCount != 3 || info.Error != "boom" {
+	// In error after each attempt; the last after the two retries.
+	eventually(t, "pin_error after the retries", func() bool {
+		info := status(t, tr, a.Cid)
+		return info.Status == core.TrackerStatusPinError && info.AttemptCount == 3
+	})
+	if info := status(t, tr, a.Cid); info.Error != "boom" {
 		t.Fatalf("after retries: %+v", info.PinInfoShort)
 	}
 	if n, _ := h.requests(a.Cid); n != 3 {
@@ -249,17 +252,27 @@ func scenarioFailureRetriesThenErrorThenRecover(t *testing.T, connect connector)
 	}
 }
 
-func scenarioRetryShowsQueuedWithLastError(t *testing.T, connect connector) {
+// A failed pin waiting for its automatic retry is pin_error, as a failed
+// pin is in IPFS Cluster until recovered; the retry then pins it.
+func scenarioRetryShowsErrorUntilRetried(t *testing.T, connect connector) {
 	h := newTestHost()
-	tr := connect(t, h, `{"retry_backoff_base":"1h","max_retries":1}`)
+	tr := connect(t, h, `{"retry_backoff_base":"300ms","max_retries":1}`)
 	a := localPin("a")
 	h.do(func() { h.failPin[a.Cid] = "transient" })
 	track(t, tr, h, a)
 	eventually(t, "first attempt", func() bool { n, _ := h.requests(a.Cid); return n == 1 })
-	eventually(t, "waiting to retry", func() bool {
+	eventually(t, "in error until the retry", func() bool {
 		info := status(t, tr, a.Cid)
-		return info.Status == core.TrackerStatusPinQueued && info.Error == "transient" && info.AttemptCount == 1
+		return info.Status == core.TrackerStatusPinError && info.Error == "transient" && info.AttemptCount == 1
 	})
+	if st, _ := tr.Stats(context.Background()); st.PinErrors != 1 || st.PinQueued+st.Pinning != 0 {
+		t.Fatalf("stats while waiting for the retry: %+v", st)
+	}
+	h.do(func() { delete(h.failPin, a.Cid) })
+	eventually(t, "pinned by the retry", hasStatus(t, tr, a.Cid, core.TrackerStatusPinned))
+	if n, _ := h.requests(a.Cid); n != 2 {
+		t.Fatalf("%d pin requests, want 2 (one try, one retry)", n)
+	}
 }
 
 func scenarioUnpinFlow(t *testing.T, connect connector) {
