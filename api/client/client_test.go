@@ -1077,6 +1077,18 @@ func TestWaitFor(t *testing.T) {
 		t.Fatalf("WaitFor: %v after %d calls: %+v", err, *calls, gpi)
 	}
 
+	// The first check comes one period after the call, as with IPFS
+	// Cluster's client.
+	srv, calls = statusSequence(t, "pinned")
+	c = newClient(t, srv.URL)
+	began := time.Now()
+	if _, err := c.WaitFor(ctx(t), WaitParams{Cid: mustCid(t, helloV0), Target: core.TrackerStatusPinned, CheckFreq: 200 * time.Millisecond}); err != nil || *calls != 1 {
+		t.Fatalf("WaitFor of a pinned CID: %v after %d calls", err, *calls)
+	}
+	if took := time.Since(began); took < 200*time.Millisecond {
+		t.Fatalf("the first check came %s after the call, before the period", took)
+	}
+
 	srv, _ = statusSequence(t, "pinning", "pin_error")
 	c = newClient(t, srv.URL)
 	_, err = c.WaitFor(ctx(t), WaitParams{Cid: mustCid(t, helloV0), Target: core.TrackerStatusPinned, CheckFreq: 10 * time.Millisecond})

@@ -105,7 +105,8 @@ type WaitError struct {
 
 func (e *WaitError) Error() string { return e.Msg }
 
-// WaitFor polls the status of p.Cid every p.CheckFreq until p.Target is
+// WaitFor polls the status of p.Cid every p.CheckFreq, the first time one
+// period after it is called, until p.Target is
 // reached (see StatusReached), a peer reports an error status, a request
 // fails or ctx ends. It returns the last status read. Bound it with a
 // context deadline: it does not stop on its own while the target is not
@@ -115,10 +116,17 @@ func (c *Client) WaitFor(ctx context.Context, p WaitParams) (core.GlobalPinInfo,
 	if freq <= 0 {
 		freq = DefaultCheckFreq
 	}
+	// The first check is one period after the call, as with IPFS
+	// Cluster's client: a pin just made has not moved yet.
 	ticker := time.NewTicker(freq)
 	defer ticker.Stop()
 	var last core.GlobalPinInfo
 	for {
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("waiting for %s to be %s: %w", p.Cid, p.Target, ctx.Err())
+		case <-ticker.C:
+		}
 		gpi, err := c.Status(ctx, p.Cid, p.Local)
 		if err != nil {
 			return last, err
@@ -127,11 +135,6 @@ func (c *Client) WaitFor(ctx context.Context, p WaitParams) (core.GlobalPinInfo,
 		ok, err := StatusReached(p.Target, gpi, p.Limit)
 		if err != nil || ok {
 			return gpi, err
-		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("waiting for %s to be %s: %w", p.Cid, p.Target, ctx.Err())
-		case <-ticker.C:
 		}
 	}
 }

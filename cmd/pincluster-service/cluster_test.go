@@ -183,6 +183,21 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	last.WaitStatus(added[0].Cid.String(), core.TrackerStatusPinned, true, 30*time.Second)
 	first.WaitStatus(added[0].Cid.String(), core.TrackerStatusRemote, true, 30*time.Second)
 
+	// Added to be everywhere, the blocks go to every live peer, which the
+	// answer names, as IPFS Cluster's does.
+	body, ct = multipartBody(t, part{Name: "everywhere.txt", Data: []byte("added on the first peer for every peer\n")})
+	r = do(t, "POST", first.URL+"/add?replication=-1", body, ct)
+	added = ndjson[core.AddedOutput](t, r)
+	if r.Status != 200 || len(added) != 1 || len(added[0].Allocations) != len(peers) {
+		t.Fatalf("add for every peer: %s", r)
+	}
+	for _, d := range peers {
+		if !slices.ContainsFunc(added[0].Allocations, func(p core.PeerID) bool { return p.String() == d.PeerID }) {
+			t.Fatalf("add for every peer: %s not named in %v", d.PeerID, added[0].Allocations)
+		}
+	}
+	first.WaitStatus(added[0].Cid.String(), core.TrackerStatusPinned, false, 60*time.Second)
+
 	// Allocation chooses among every peer: two of the three, and the third
 	// reports the pin as remote.
 	two := randomCid(t)

@@ -166,11 +166,14 @@ func (c *Cluster) Allocation(ctx context.Context, ci core.Cid) (core.Pin, error)
 }
 
 // fromState shapes a pin read from the pinset as IPFS Cluster does: origins
-// is a list, never null.
+// is a list, never null, and user_allocations is null (IPFS Cluster does
+// not keep them; the pinset here does, for re-allocations, but does not
+// show them).
 func fromState(p core.Pin) core.Pin {
 	if p.Origins == nil {
 		p.Origins = []string{}
 	}
+	p.UserAllocations = nil
 	return p
 }
 
@@ -422,6 +425,13 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 		allocs = a
 	}
 	dests := allocs
+	if rmin == -1 {
+		// Everywhere: the blocks go to every peer that is alive (a valid
+		// ping metric), as IPFS Cluster sends them.
+		for _, m := range c.monitor.latest(pingMetric, time.Now()) {
+			dests = append(dests, m.Peer)
+		}
+	}
 	if len(dests) == 0 {
 		dests = []core.PeerID{c.self}
 	}
@@ -473,7 +483,21 @@ func (s blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	// As IPFS Cluster: the add fails only when no destination took the
+	// blocks; the pin then has its other peers fetch them.
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	switch {
+	case failed == len(errs):
+		return fmt.Errorf("failed to put block on all destinations: %w", errors.Join(errs...))
+	case failed > 0:
+		s.c.logger.Warn("some peers did not take the blocks of an add", "error", errors.Join(errs...))
+	}
+	return nil
 }
 
 // localIPFS serves this peer's IPFS node to the other peers (ServiceIPFS):

@@ -373,9 +373,10 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 		return
 	}
 
-	// Pins carry their times to the second, as IPFS Cluster's pinset
-	// keeps them (in the local time zone).
-	now := toSecond(time.Now())
+	// The pinset keeps times to the second, as IPFS Cluster's does (in
+	// the local time zone); the answer to the request shows the instant
+	// the pin was made, as IPFS Cluster's does.
+	now := time.Now()
 	ops := make([]core.PinOp, len(live))
 	for i, req := range live {
 		if req.remove {
@@ -383,8 +384,9 @@ func (c *Cluster) commitBatch(ctx context.Context, live []*writeRequest) {
 			continue
 		}
 		req.pin.Timestamp = now
-		req.pin.ExpireAt = toSecond(req.pin.ExpireAt)
-		ops[i] = core.PinOp{Pin: req.pin}
+		stored := req.pin
+		stored.Timestamp, stored.ExpireAt = toSecond(now), toSecond(req.pin.ExpireAt)
+		ops[i] = core.PinOp{Pin: stored}
 	}
 	if err := c.consensus().Commit(cctx, ops); err != nil {
 		fail(live, err)
