@@ -56,6 +56,7 @@ func cmdDaemon(g globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	logNotices(logger, svc)
 	svc.Cluster.LeaveOnShutdown = svc.Cluster.LeaveOnShutdown || leave
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -328,4 +329,11 @@ func joinCluster(ctx context.Context, h *network.Host, rpc *network.RPC, cons co
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
 	return fmt.Errorf("--bootstrap: no peer added this one to the cluster: %w", errors.Join(errs...))
+}
+
+// logNotices logs what reading service.json found worth telling.
+func logNotices(logger hclog.Logger, svc *config.Service) {
+	for _, n := range svc.Notices() {
+		logger.Warn("service.json: " + n)
+	}
 }

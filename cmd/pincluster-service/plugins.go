@@ -31,6 +31,7 @@ func (a *pluginAdmin) ReloadPlugins(ctx context.Context) ([]pluginhost.ReloadRes
 		a.logger.Error("plugin reload: service.json cannot be read; nothing was changed", "error", err)
 		return nil, &reloadConfigError{err}
 	}
+	logNotices(a.logger, svc)
 	results := a.sup.Reload(ctx, svc)
 	for _, r := range results {
 		switch r.Result {

@@ -424,10 +424,13 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 		}
 		allocs = a
 	}
+	// Where the content goes, as IPFS Cluster tells it in the answer: the
+	// allocations, or for a pin to be everywhere every peer that is alive
+	// (a valid ping metric). The blocks are sent there, or with local=true
+	// to this peer's IPFS node only, which then takes the place of the
+	// last allocation unless the user chose them.
 	dests := allocs
 	if rmin == -1 {
-		// Everywhere: the blocks go to every peer that is alive (a valid
-		// ping metric), as IPFS Cluster sends them.
 		for _, m := range c.monitor.latest(pingMetric, time.Now()) {
 			dests = append(dests, m.Peer)
 		}
@@ -435,7 +438,14 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 	if len(dests) == 0 {
 		dests = []core.PeerID{c.self}
 	}
-	sink := blockSink{c: c, dests: dests}
+	sendTo := dests
+	if params.Local {
+		sendTo = []core.PeerID{c.self}
+		if len(allocs) > 0 && !slices.Contains(allocs, c.self) && len(opts.UserAllocations) == 0 {
+			allocs[len(allocs)-1] = c.self
+		}
+	}
+	sink := blockSink{c: c, dests: sendTo}
 	root, err := adder.Add(ctx, body, params, sink, func(o adder.Output) error {
 		out := core.AddedOutput{Name: o.Name, Cid: core.NewCid(o.Cid), Size: o.Size, Bytes: o.Bytes}
 		if o.Cid.Defined() {

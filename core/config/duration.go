@@ -35,14 +35,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 var durationType = reflect.TypeFor[Duration]()
 
 // Decode decodes raw JSON into v, refusing unknown keys. Empty input leaves
-// v untouched, so callers decode over their defaults.
+// v untouched, so callers decode over their defaults. Its errors name keys
+// relative to raw; DecodeSection names them by their full path.
 func Decode(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytesReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := DecodeSection("", raw, v); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	return nil

@@ -18,7 +18,8 @@ func envKey(jsonKey string) string {
 
 // applyEnv overrides the keys of the cluster section that have an
 // environment variable set. A list takes a JSON array or a comma-separated
-// string; a duration a string such as "30s".
+// string; a duration a string such as "30s"; an object (such as
+// connection_manager) its JSON.
 func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
@@ -32,11 +33,17 @@ func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 			continue
 		}
 		field := v.Field(i)
+		ft := field.Type()
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem() // an IPFS Cluster key kept only when set
+		}
 		var doc []byte
 		switch {
-		case field.Kind() == reflect.String, field.Type() == reflect.TypeFor[Duration]():
+		case ft.Kind() == reflect.String, ft == durationType:
 			doc, _ = json.Marshal(s)
-		case field.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(s), "["):
+		case ft == rawMessageType:
+			doc = []byte(s) // a JSON object, checked with the section
+		case ft.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(s), "["):
 			parts := []string{}
 			for p := range strings.SplitSeq(s, ",") {
 				if p = strings.TrimSpace(p); p != "" {

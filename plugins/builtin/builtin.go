@@ -1,6 +1,11 @@
 // Package builtin lists the plugins compiled into the service binary. The
 // binary serves each of them in a child process of its own (the `plugin`
 // sub-command), exactly as it would serve a third-party executable.
+//
+// A plugin may be built in under a second name, the name IPFS Cluster
+// gives the component it stands for, so that a service.json written for
+// IPFS Cluster selects it: ipfs_connector "ipfshttp" is the kubo connector
+// (configured by ipfs_connector.ipfshttp, which its errors name).
 package builtin
 
 import (
@@ -27,6 +32,8 @@ var registry = map[key]func() core.Plugin{
 	{core.KindPinTracker, stateless.Name}:   func() core.Plugin { return stateless.New() },
 	{core.KindIPFSConnector, embedded.Name}: func() core.Plugin { return embedded.New() },
 	{core.KindIPFSConnector, kubo.Name}:     func() core.Plugin { return kubo.New() },
+	// IPFS Cluster's name for its kubo connector.
+	{core.KindIPFSConnector, kubo.IPFSHTTPName}: func() core.Plugin { return kubo.NewIPFSHTTP() },
 }
 
 // Defaults names the built-in plugin used for each kind by a new config.

@@ -47,6 +47,10 @@ type Config struct {
 	LeaderLeaseTimeout   config.Duration `json:"leader_lease_timeout"`
 	// DataFolder overrides the folder the core assigns to the plugin.
 	DataFolder string `json:"data_folder,omitempty"`
+	// DatastoreNamespace is IPFS Cluster's namespace of the raft state in
+	// its datastore ("/r"). Accepted and kept, not used: the pinset has a
+	// database of its own in the data folder.
+	DatastoreNamespace string `json:"datastore_namespace,omitempty"`
 }
 
 // DefaultListenMultiaddress is where the raft host listens by default.
@@ -76,8 +80,8 @@ func DefaultConfig() Config {
 // parseConfig decodes the section over the defaults and validates it.
 func parseConfig(raw json.RawMessage) (Config, error) {
 	cfg := DefaultConfig()
-	if err := config.Decode(raw, &cfg); err != nil {
-		return cfg, fmt.Errorf("consensus.raft: %w", err)
+	if err := config.DecodeSection("consensus."+Name, raw, &cfg); err != nil {
+		return cfg, err
 	}
 	if cfg.CommitRetries < 0 {
 		return cfg, fmt.Errorf("consensus.raft.commit_retries must not be negative")

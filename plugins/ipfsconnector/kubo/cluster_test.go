@@ -80,9 +80,9 @@ func TestTwoPeersWithKubo(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	// Added at A without pinning, allocated to B: B's kubo fetches it
-	// from A's.
-	fetched := a.add("no-pin=true", filePart{Name: "fetched.txt", Data: []byte(fmt.Sprintf("fetched by the other kubo (%s)\n", t.Name()))})["fetched.txt"]
+	// Added at A's kubo only (local) without pinning, then allocated to
+	// B: B's kubo fetches it from A's.
+	fetched := a.add("local=true&no-pin=true", filePart{Name: "fetched.txt", Data: []byte(fmt.Sprintf("fetched by the other kubo (%s)\n", t.Name()))})["fetched.txt"]
 	if _, err := nodes[1].TryIPFS("block", "stat", "--offline", fetched); err == nil {
 		t.Fatal("kubo B has the block before the pin")
 	}

@@ -20,8 +20,16 @@ import (
 // DefaultNodeMultiaddress is kubo's default RPC API address.
 const DefaultNodeMultiaddress = "/ip4/127.0.0.1/tcp/5001"
 
-// Config is the plugin's section of service.json (ipfs_connector.kubo). Its
-// keys follow IPFS Cluster's ipfshttp connector where they exist there.
+// IPFSHTTPName is the name IPFS Cluster gives its kubo connector. A
+// service.json written for IPFS Cluster names it (ipfs_connector.ipfshttp):
+// the plugin is built in under both names, and under this one it names its
+// section ipfs_connector.ipfshttp in its errors.
+const IPFSHTTPName = "ipfshttp"
+
+// Config is the plugin's section of service.json (ipfs_connector.kubo or
+// ipfs_connector.ipfshttp). Its keys follow IPFS Cluster's ipfshttp
+// connector where they exist there, and every key of that connector is
+// accepted.
 type Config struct {
 	// NodeMultiaddress is where kubo's RPC API listens: a multiaddr
 	// (/ip4, /ip6, /dns, /dns4, /dns6 with /tcp, optionally ending in
@@ -46,6 +54,17 @@ type Config struct {
 	// PinConcurrency is how many pin/add and pin/rm calls may be in flight
 	// to kubo at the same time, over every batch.
 	PinConcurrency int `json:"pin_concurrency"`
+	// UnpinDisable refuses every unpin, as IPFS Cluster's unpin_disable
+	// does: the CIDs stay pinned in kubo and their unpins fail.
+	UnpinDisable bool `json:"unpin_disable,omitempty"`
+	// ConnectSwarmsDelay is IPFS Cluster's delay before it connects kubo to
+	// the other peers' IPFS nodes at start. Accepted and not used: the core
+	// connects them from the start, every few seconds.
+	ConnectSwarmsDelay config.Duration `json:"connect_swarms_delay,omitempty"`
+	// InformerTriggerInterval is IPFS Cluster's number of pins after which
+	// the informers send their metrics again (0: never). Accepted and not
+	// used: the informers send their metrics every half of their TTL.
+	InformerTriggerInterval int `json:"informer_trigger_interval,omitempty"`
 }
 
 // DefaultConfig returns the defaults.
@@ -60,30 +79,37 @@ func DefaultConfig() Config {
 	}
 }
 
-func parseConfig(raw json.RawMessage) (Config, *endpoint, error) {
+// parseConfig decodes the section named section ("ipfs_connector.kubo",
+// "ipfs_connector.ipfshttp") over the defaults and validates it; its
+// errors name their key by its full path.
+func parseConfig(raw json.RawMessage, section string) (Config, *endpoint, error) {
 	cfg := DefaultConfig()
-	if err := config.Decode(raw, &cfg); err != nil {
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s: %w", Name, err)
+	if err := config.DecodeSection(section, raw, &cfg); err != nil {
+		return cfg, nil, err
 	}
 	switch {
 	case cfg.IPFSRequestTimeout <= 0:
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.ipfs_request_timeout must be positive", Name)
+		return cfg, nil, fmt.Errorf("%s.ipfs_request_timeout must be positive", section)
 	case cfg.PinTimeout <= 0:
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.pin_timeout must be positive", Name)
+		return cfg, nil, fmt.Errorf("%s.pin_timeout must be positive", section)
 	case cfg.UnpinTimeout <= 0:
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.unpin_timeout must be positive", Name)
+		return cfg, nil, fmt.Errorf("%s.unpin_timeout must be positive", section)
 	case cfg.RepoGCTimeout <= 0:
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.repogc_timeout must be positive", Name)
+		return cfg, nil, fmt.Errorf("%s.repogc_timeout must be positive", section)
 	case cfg.PinConcurrency < 1:
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.pin_concurrency must be at least 1", Name)
+		return cfg, nil, fmt.Errorf("%s.pin_concurrency must be at least 1", section)
+	case cfg.ConnectSwarmsDelay < 0:
+		return cfg, nil, fmt.Errorf("%s.connect_swarms_delay must not be negative", section)
+	case cfg.InformerTriggerInterval < 0:
+		return cfg, nil, fmt.Errorf("%s.informer_trigger_interval must not be negative", section)
 	case cfg.BasicAuth != "" && cfg.Authorization != "":
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s: set basic_auth or authorization, not both", Name)
+		return cfg, nil, fmt.Errorf("%s: set basic_auth or authorization, not both", section)
 	case cfg.BasicAuth != "" && !strings.Contains(cfg.BasicAuth, ":"):
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.basic_auth must be \"user:password\"", Name)
+		return cfg, nil, fmt.Errorf("%s.basic_auth must be \"user:password\"", section)
 	}
 	ep, err := parseNodeAddress(cfg.NodeMultiaddress)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("ipfs_connector.%s.node_multiaddress: %w", Name, err)
+		return cfg, nil, fmt.Errorf("%s.node_multiaddress: %w", section, err)
 	}
 	switch {
 	case cfg.BasicAuth != "":

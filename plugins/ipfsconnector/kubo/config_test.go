@@ -57,7 +57,7 @@ func TestParseNodeAddress(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	cfg, ep, err := parseConfig(nil)
+	cfg, ep, err := parseConfig(nil, "ipfs_connector.kubo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +69,14 @@ func TestParseConfig(t *testing.T) {
 		t.Fatalf("default timeouts: %+v", cfg)
 	}
 
-	_, ep, err = parseConfig(json.RawMessage(`{"basic_auth":"alice:s3cret:x"}`))
+	_, ep, err = parseConfig(json.RawMessage(`{"basic_auth":"alice:s3cret:x"}`), "ipfs_connector.kubo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ep.authorization != "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:s3cret:x")) {
 		t.Fatalf("basic auth header %q", ep.authorization)
 	}
-	_, ep, err = parseConfig(json.RawMessage(`{"authorization":"Bearer tok"}`))
+	_, ep, err = parseConfig(json.RawMessage(`{"authorization":"Bearer tok"}`), "ipfs_connector.kubo")
 	if err != nil || ep.authorization != "Bearer tok" {
 		t.Fatalf("authorization: %v %+v", err, ep)
 	}
@@ -91,9 +91,9 @@ func TestParseConfig(t *testing.T) {
 		`{"basic_auth":"nocolon"}`:                        "basic_auth",
 		`{"basic_auth":"a:b","authorization":"Bearer x"}`: "not both",
 		`{"node_multiaddress":"/ip4/1.2.3.4/udp/1"}`:      "node_multiaddress",
-		`{"what":1}`:                                      "unknown field",
+		`{"what":1}`:                                      "ipfs_connector.kubo.what: unknown key",
 	} {
-		_, _, err := parseConfig(json.RawMessage(bad))
+		_, _, err := parseConfig(json.RawMessage(bad), "ipfs_connector.kubo")
 		if err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: error %v, want one mentioning %q", bad, err, msg)
 		}

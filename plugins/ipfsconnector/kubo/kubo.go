@@ -34,6 +34,9 @@ const Version = "0.1.0"
 
 // Connector serves the IPFS connector kind with a kubo daemon.
 type Connector struct {
+	// name is the plugin's name in service.json: Name, or IPFSHTTPName.
+	name string
+
 	mu     sync.RWMutex
 	cfg    Config
 	c      *client
@@ -41,7 +44,23 @@ type Connector struct {
 }
 
 // New returns an unconfigured connector.
-func New() *Connector { return &Connector{} }
+func New() *Connector { return &Connector{name: Name} }
+
+// NewIPFSHTTP returns an unconfigured connector named IPFSHTTPName, the
+// name of IPFS Cluster's kubo connector: it is configured by
+// ipfs_connector.ipfshttp and says so in its errors.
+func NewIPFSHTTP() *Connector { return &Connector{name: IPFSHTTPName} }
+
+// pluginName is the connector's name in service.json.
+func (k *Connector) pluginName() string {
+	if k.name == "" {
+		return Name
+	}
+	return k.name
+}
+
+// section is the connector's section of service.json.
+func (k *Connector) section() string { return "ipfs_connector." + k.pluginName() }
 
 // Describe implements core.Plugin.
 func (k *Connector) Describe(context.Context) (core.Description, error) {
@@ -51,7 +70,7 @@ func (k *Connector) Describe(context.Context) (core.Description, error) {
 	}
 	return core.Description{
 		Kind:             core.KindIPFSConnector,
-		Name:             Name,
+		Name:             k.pluginName(),
 		Version:          Version,
 		ProtocolVersions: []int{core.ProtocolVersion},
 		DefaultConfig:    def,
@@ -61,20 +80,24 @@ func (k *Connector) Describe(context.Context) (core.Description, error) {
 // Configure reads the configuration. It does not need kubo to be up: it
 // checks in the background whether kubo answers and logs the outcome.
 func (k *Connector) Configure(_ context.Context, raw json.RawMessage, _ core.Environment, _ core.Host) error {
-	cfg, ep, err := parseConfig(raw)
+	cfg, ep, err := parseConfig(raw, k.section())
 	if err != nil {
 		return err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.c != nil {
-		return fmt.Errorf("ipfs_connector.%s is already configured", Name)
+		return fmt.Errorf("%s is already configured", k.section())
 	}
 	k.cfg = cfg
 	k.c = &client{ep: ep, http: newHTTPClient(ep, cfg.PinConcurrency), pinSem: make(chan struct{}, cfg.PinConcurrency)}
 	ctx, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
-	go k.probe(ctx, sdk.Logger().Named(Name), cfg.NodeMultiaddress)
+	log := sdk.Logger().Named(k.pluginName())
+	if cfg.InformerTriggerInterval > 0 {
+		log.Warn(k.section() + ".informer_trigger_interval is kept but not used: the informers send their metrics every half of their metric_ttl")
+	}
+	go k.probe(ctx, log, cfg.NodeMultiaddress)
 	return nil
 }
 
@@ -105,14 +128,12 @@ func (k *Connector) Close(context.Context) error {
 	return nil
 }
 
-var errNotConfigured = fmt.Errorf("ipfs_connector.%s is not configured", Name)
-
 // client returns the RPC client and the configuration.
 func (k *Connector) client() (*client, Config, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	if k.c == nil {
-		return nil, Config{}, errNotConfigured
+		return nil, Config{}, fmt.Errorf("%s is not configured", k.section())
 	}
 	return k.c, k.cfg, nil
 }

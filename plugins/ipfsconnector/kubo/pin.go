@@ -118,12 +118,22 @@ func pinError(parent, pctx context.Context, err error) error {
 }
 
 // Unpin unpins every CID (pin/rm, recursive or direct); one that kubo does
-// not hold as a recursive or direct pin is not an error.
+// not hold as a recursive or direct pin is not an error. With
+// unpin_disable, every CID fails and kubo is not called.
 func (k *Connector) Unpin(ctx context.Context, cids []core.Cid) iter.Seq2[core.IPFSPinResult, error] {
 	return func(yield func(core.IPFSPinResult, error) bool) {
 		c, cfg, err := k.client()
 		if err != nil {
 			yield(core.IPFSPinResult{}, err)
+			return
+		}
+		if cfg.UnpinDisable {
+			msg := "ipfs unpinning is disallowed by configuration on this peer (" + k.section() + ".unpin_disable)"
+			for _, ci := range cids {
+				if !yield(core.IPFSPinResult{Cid: ci, Error: msg}, nil) {
+					return
+				}
+			}
 			return
 		}
 		sdk.PinEach(ctx, cids, len(cids), c.pinSem, func(ci core.Cid) core.Cid { return ci }, func(ctx context.Context, ci core.Cid) error {
