@@ -95,14 +95,7 @@ func TestGarbageBodies(t *testing.T) {
 		addBytes(t, body, params[i%len(params)])
 	}
 
-	// Goroutines of the imports are gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if g := runtime.NumGoroutine(); g > before+2 {
-		t.Errorf("%d goroutines before, %d after", before, g)
-	}
+	noGoroutinesLeft(t, before)
 }
 
 // FuzzAdd checks that no body makes Add panic or hang. Run it with
@@ -183,13 +176,7 @@ func TestGarbageCARs(t *testing.T) {
 		checkCARError(t, data, addBytes(t, carBody(t, data), p))
 	}
 
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if g := runtime.NumGoroutine(); g > before+2 {
-		t.Errorf("%d goroutines before, %d after", before, g)
-	}
+	noGoroutinesLeft(t, before)
 }
 
 // FuzzAddCAR checks that no CAR file makes a format=car import panic, hang
@@ -204,4 +191,17 @@ func FuzzAddCAR(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkCARError(t, data, addBytes(t, carBody(t, data), p))
 	})
+}
+
+// noGoroutinesLeft checks, within 5 seconds, that the goroutines of the
+// imports are gone: at most two more than the before counted.
+func noGoroutinesLeft(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before+2 {
+		t.Errorf("%d goroutines before, %d after", before, g)
+	}
 }
