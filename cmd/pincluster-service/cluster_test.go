@@ -183,8 +183,21 @@ func TestPeersJoinWithBootstrap(t *testing.T) {
 	last.WaitStatus(added[0].Cid.String(), core.TrackerStatusPinned, true, 30*time.Second)
 	first.WaitStatus(added[0].Cid.String(), core.TrackerStatusRemote, true, 30*time.Second)
 
-	// Added to be everywhere, the blocks go to every live peer, which the
-	// answer names, as IPFS Cluster's does.
+	// Added to be everywhere, the blocks go to every live peer (a valid
+	// ping metric), which the answer names, as IPFS Cluster's does. Each
+	// peer's ping reaches the first within a ping interval.
+	pingDeadline := time.Now().Add(40 * time.Second)
+	for {
+		var pings []core.Metric
+		expect(t, first.Get("/monitor/metrics/ping"), 200, &pings)
+		if len(pings) == len(peers) {
+			break
+		}
+		if time.Now().After(pingDeadline) {
+			t.Fatalf("the first peer has %d ping metrics for %d peers", len(pings), len(peers))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	body, ct = multipartBody(t, part{Name: "everywhere.txt", Data: []byte("added on the first peer for every peer\n")})
 	r = do(t, "POST", first.URL+"/add?replication=-1", body, ct)
 	added = ndjson[core.AddedOutput](t, r)
