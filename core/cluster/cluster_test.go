@@ -302,6 +302,16 @@ func TestInformerConfig(t *testing.T) {
 	if _, err := cluster.New(svc, sdktest.NewPeerID(t), hclog.NewNullLogger()); err == nil {
 		t.Fatal("an unknown informer was accepted")
 	}
+	// An error names the key by its full path.
+	for raw, want := range map[string]string{
+		`{"metric_tll": "30s"}`:  "informer.disk.metric_tll",
+		`{"metric_ttl": "soon"}`: "informer.disk.metric_ttl",
+	} {
+		svc.Informer = config.Sections{"disk": json.RawMessage(raw)}
+		if _, err := cluster.New(svc, sdktest.NewPeerID(t), hclog.NewNullLogger()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("informer.disk %s: %v", raw, err)
+		}
+	}
 }
 
 func noPin() adder.Params {

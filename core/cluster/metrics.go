@@ -302,8 +302,8 @@ func newInformers(sec config.Sections) ([]informer, error) {
 		default:
 			return nil, fmt.Errorf("service.json: informer.%s: unknown informer (known: disk, tags, pinqueue, numpin)", name)
 		}
-		if err := config.Decode(raw, inf); err != nil {
-			return nil, fmt.Errorf("service.json: informer.%s: %w", name, err)
+		if err := config.DecodeSection("informer."+name, raw, inf); err != nil {
+			return nil, fmt.Errorf("service.json: %w", err)
 		}
 		if inf.ttl() <= 0 {
 			return nil, fmt.Errorf("service.json: informer.%s.metric_ttl must be positive", name)
