@@ -1,11 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
 	"strings"
+
+	"github.com/pincluster/pincluster/core"
 )
 
 // envKey is the environment variable that overrides a key of the cluster
@@ -71,4 +74,52 @@ func (c *ClusterConfig) ApplyEnv() error { return c.applyEnv(environment) }
 func environment(key string) (string, bool) {
 	v := os.Getenv(key)
 	return v, v != ""
+}
+
+// sectionEnv overrides the keys of a plugin's section that have an
+// environment variable set, as IPFS Cluster lets every component section
+// be overridden: CLUSTER_, the plugin's name and the key in upper case
+// without underscores (CLUSTER_IPFSHTTP_NODEMULTIADDRESS,
+// CLUSTER_RAFT_HEARTBEATTIMEOUT, …). Only the keys the section has are
+// looked for (init writes them all). The value replaces a string as it is;
+// a list takes a JSON array or a comma-separated string; anything else is
+// JSON.
+func sectionEnv(kind core.Kind, name string, raw json.RawMessage, lookup func(string) (string, bool)) (json.RawMessage, error) {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil || len(keys) == 0 {
+		return raw, nil // not an object: the plugin says what is wrong
+	}
+	prefix := "CLUSTER_" + strings.ToUpper(strings.ReplaceAll(name, "_", "")) + "_"
+	changed := false
+	for key, cur := range keys {
+		env := prefix + strings.ToUpper(strings.ReplaceAll(key, "_", ""))
+		s, ok := lookup(env)
+		if !ok {
+			continue
+		}
+		var doc []byte
+		switch c := bytes.TrimSpace(cur); {
+		case len(c) > 0 && c[0] == '"':
+			doc, _ = json.Marshal(s)
+		case len(c) > 0 && c[0] == '[' && !strings.HasPrefix(strings.TrimSpace(s), "["):
+			parts := []string{}
+			for p := range strings.SplitSeq(s, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			doc, _ = json.Marshal(parts)
+		default:
+			if !json.Valid([]byte(s)) {
+				return nil, fmt.Errorf("environment variable %s (%s.%s.%s): not a JSON value: %q", env, kind, name, key, s)
+			}
+			doc = []byte(s)
+		}
+		keys[key] = doc
+		changed = true
+	}
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(keys)
 }

@@ -393,6 +393,10 @@ func (s *Service) Plugin(k core.Kind) (PluginChoice, error) {
 		return PluginChoice{}, fmt.Errorf("service.json: section %q must name exactly one plugin (found %d: %v)", k, len(sec), sortedNames(sec))
 	}
 	for name, raw := range sec {
+		raw, err := sectionEnv(k, name, raw, environment)
+		if err != nil {
+			return PluginChoice{}, err
+		}
 		pc := PluginChoice{Kind: k, Name: name, Config: raw}
 		if ext, ok := s.Plugins[name]; ok {
 			ext := ext
