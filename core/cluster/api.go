@@ -445,7 +445,7 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 			allocs[len(allocs)-1] = c.self
 		}
 	}
-	sink := blockSink{c: c, dests: sendTo}
+	sink := &blockSink{c: c, dests: sendTo}
 	root, err := adder.Add(ctx, body, params, sink, func(o adder.Output) error {
 		out := core.AddedOutput{Name: o.Name, Cid: core.NewCid(o.Cid), Size: o.Size, Bytes: o.Bytes}
 		if o.Cid.Defined() {
@@ -468,13 +468,15 @@ func (c *Cluster) Add(ctx context.Context, body *multipart.Reader, params adder.
 
 // blockSink writes the adder's block batches to the IPFS node of every
 // destination peer: this peer's through its connector, the others' through
-// the cluster RPC, all at once.
+// the cluster RPC, all at once. A peer that fails a batch is sent no more
+// (the adder calls PutBlocks one batch at a time): it would fetch the
+// whole DAG when it pins anyway, and each later batch would wait on it.
 type blockSink struct {
 	c     *Cluster
 	dests []core.PeerID
 }
 
-func (s blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
+func (s *blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
 	out := make([]core.Block, len(blks))
 	for i, b := range blks {
 		out[i] = core.Block{Cid: core.NewCid(b.Cid()), Data: b.RawData()}
@@ -505,7 +507,14 @@ func (s blockSink) PutBlocks(ctx context.Context, blks []blocks.Block) error {
 	case failed == len(errs):
 		return fmt.Errorf("failed to put block on all destinations: %w", errors.Join(errs...))
 	case failed > 0:
-		s.c.logger.Warn("some peers did not take the blocks of an add", "error", errors.Join(errs...))
+		s.c.logger.Warn("some peers did not take the blocks of an add: they are sent no more of it", "error", errors.Join(errs...))
+		kept := s.dests[:0:0]
+		for i, p := range s.dests {
+			if errs[i] == nil {
+				kept = append(kept, p)
+			}
+		}
+		s.dests = kept
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	blocks "github.com/ipfs/go-block-format"
 
 	"github.com/pincluster/pincluster/core"
 	"github.com/pincluster/pincluster/core/config"
@@ -139,9 +141,25 @@ type gcIPFS struct {
 	id    core.IPFSID
 	keys  []core.IPFSRepoGCKey
 	gcErr error
+
+	mu  sync.Mutex
+	put int // blocks stored by BlockPut
 }
 
 func (n *gcIPFS) ID(context.Context) (core.IPFSID, error) { return n.id, nil }
+
+func (n *gcIPFS) BlockPut(_ context.Context, bs []core.Block) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.put += len(bs)
+	return nil
+}
+
+func (n *gcIPFS) stored() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.put
+}
 
 func (n *gcIPFS) RepoGC(context.Context) iter.Seq2[core.IPFSRepoGCKey, error] {
 	return func(yield func(core.IPFSRepoGCKey, error) bool) {
@@ -442,5 +460,43 @@ func TestPingMetricNamesTheMember(t *testing.T) {
 		if got, _ := k.get(member); got.Peername != "peer2" {
 			t.Fatalf("value %q replaced the description: %+v", bad, got)
 		}
+	}
+}
+
+// The blocks of an add go to every destination; one that fails a batch is
+// sent no more of it, and the add fails only when no destination takes a
+// batch.
+func TestAddBlocksSkipAPeerThatFailed(t *testing.T) {
+	pinset := &sharedPinset{pins: map[string]core.Pin{}}
+	peers := statusPeers(t, pinset, "self", "a", "down")
+	self, a, down := peers[0], peers[1], peers[2]
+	_ = down.host.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := func(n int) []blocks.Block {
+		out := make([]blocks.Block, n)
+		for i := range out {
+			out[i] = blocks.NewBlock([]byte(fmt.Sprintf("block %d of %d", i, n)))
+		}
+		return out
+	}
+
+	sink := &blockSink{c: self.c, dests: []core.PeerID{self.c.self, a.c.self, down.c.self}}
+	if err := sink.PutBlocks(ctx, batch(2)); err != nil {
+		t.Fatalf("a batch that two of three took: %v", err)
+	}
+	if !slices.Equal(sink.dests, []core.PeerID{self.c.self, a.c.self}) {
+		t.Fatalf("destinations after a failure: %v", sink.dests)
+	}
+	if err := sink.PutBlocks(ctx, batch(3)); err != nil {
+		t.Fatal(err)
+	}
+	if self.ipfs.stored() != 5 || a.ipfs.stored() != 5 {
+		t.Fatalf("blocks stored: this peer %d, a %d; want 5 each", self.ipfs.stored(), a.ipfs.stored())
+	}
+
+	alone := &blockSink{c: self.c, dests: []core.PeerID{down.c.self}}
+	if err := alone.PutBlocks(ctx, batch(1)); err == nil || !strings.Contains(err.Error(), "failed to put block on all destinations") {
+		t.Fatalf("no destination took the batch: %v", err)
 	}
 }

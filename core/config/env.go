@@ -47,13 +47,7 @@ func (c *ClusterConfig) applyEnv(lookup func(string) (string, bool)) error {
 		case ft == rawMessageType:
 			doc = []byte(s) // a JSON object, checked with the section
 		case ft.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(s), "["):
-			parts := []string{}
-			for p := range strings.SplitSeq(s, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					parts = append(parts, p)
-				}
-			}
-			doc, _ = json.Marshal(parts)
+			doc = commaList(s)
 		default:
 			doc = []byte(s)
 		}
@@ -102,13 +96,7 @@ func sectionEnv(kind core.Kind, name string, raw json.RawMessage, lookup func(st
 		case len(c) > 0 && c[0] == '"':
 			doc, _ = json.Marshal(s)
 		case len(c) > 0 && c[0] == '[' && !strings.HasPrefix(strings.TrimSpace(s), "["):
-			parts := []string{}
-			for p := range strings.SplitSeq(s, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					parts = append(parts, p)
-				}
-			}
-			doc, _ = json.Marshal(parts)
+			doc = commaList(s)
 		default:
 			if !json.Valid([]byte(s)) {
 				return nil, fmt.Errorf("environment variable %s (%s.%s.%s): not a JSON value: %q", env, kind, name, key, s)
@@ -122,4 +110,17 @@ func sectionEnv(kind core.Kind, name string, raw json.RawMessage, lookup func(st
 		return raw, nil
 	}
 	return json.Marshal(keys)
+}
+
+// commaList is the JSON array of the comma-separated items of a variable's
+// value, each trimmed, empty ones left out.
+func commaList(s string) []byte {
+	parts := []string{}
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	doc, _ := json.Marshal(parts)
+	return doc
 }
